@@ -1,0 +1,141 @@
+"""What a dataset tells the rest of svqcast: :class:`DataSpec` and its :class:`Normalizer`.
+
+Every dataset yields ``(x, y)`` float32 tensors of shapes (T_in, C, H, W) and (T_out, C, H,
+W), normalised with statistics of the TRAIN split only. The spec carries everything needed
+to interpret them: lengths, channels and units, grid, lat/lon for weather, the metric
+convention and the normaliser that maps predictions back to physical units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+Convention = Literal["weather", "video"]
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    units: str = ""
+
+
+@dataclass
+class Normalizer:
+    """Per-channel affine map: ``normalised = (physical - mean) / std``.
+
+    ``mean`` and ``std`` have one entry per channel and broadcast over the channel axis,
+    which is axis -3 of (..., C, H, W) arrays and tensors.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.mean = np.asarray(self.mean, dtype=np.float64).reshape(-1)
+        self.std = np.asarray(self.std, dtype=np.float64).reshape(-1)
+        if self.mean.shape != self.std.shape:
+            raise ValueError("normalizer mean and std need one entry per channel each")
+        if not np.all(np.isfinite(self.std)) or np.any(self.std <= 0):
+            raise ValueError(f"normalizer std must be finite and > 0, got {self.std.tolist()}")
+
+    @property
+    def channels(self) -> int:
+        return self.mean.shape[0]
+
+    @classmethod
+    def identity(cls, channels: int) -> Normalizer:
+        return cls(np.zeros(channels), np.ones(channels))
+
+    @classmethod
+    def fit(cls, data: np.ndarray, channel_axis: int = -3) -> Normalizer:
+        """Mean and std per channel over every other axis (float64 accumulation)."""
+        data = np.moveaxis(np.asarray(data), channel_axis, 0)
+        flat = data.reshape(data.shape[0], -1).astype(np.float64)
+        std = flat.std(axis=1)
+        return cls(flat.mean(axis=1), np.where(std > 0, std, 1.0))
+
+    def _shape(self, x: np.ndarray | torch.Tensor) -> tuple[int, ...]:
+        if x.ndim < 3 or x.shape[-3] != self.channels:
+            raise ValueError(
+                f"normalizer has {self.channels} channels but got an array of shape "
+                f"{tuple(x.shape)} (channels must be axis -3)"
+            )
+        return (self.channels, 1, 1)
+
+    def _params(self, x: np.ndarray | torch.Tensor):
+        shape = self._shape(x)
+        if isinstance(x, torch.Tensor):
+            kw = dict(dtype=x.dtype if x.is_floating_point() else torch.float32, device=x.device)
+            return (
+                torch.as_tensor(self.mean, **kw).reshape(shape),
+                torch.as_tensor(self.std, **kw).reshape(shape),
+            )
+        return self.mean.reshape(shape), self.std.reshape(shape)
+
+    def normalize(self, x):
+        mean, std = self._params(x)
+        return (x - mean) / std
+
+    def denormalize(self, x):
+        mean, std = self._params(x)
+        return x * std + mean
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Normalizer:
+        return cls(np.asarray(d["mean"]), np.asarray(d["std"]))
+
+
+@dataclass
+class DataSpec:
+    """Everything the model, metrics and reports need to know about a dataset."""
+
+    name: str
+    in_len: int
+    out_len: int
+    channels: tuple[Channel, ...]
+    height: int
+    width: int
+    convention: Convention  # weather: per-pixel means in physical units; video: per-frame sums
+    normalizer: Normalizer
+    lat: np.ndarray | None = None  # (H,) degrees north, weather only
+    lon: np.ndarray | None = None  # (W,) degrees east, weather only
+    time_step_hours: float | None = None  # spacing of frames when time is known
+    data_range: tuple[float, float] | None = None  # physical range (video: (0, 1))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_shape(self) -> tuple[int, int, int, int]:
+        """(T_in, C, H, W), the shape SimVP is built for."""
+        return (self.in_len, len(self.channels), self.height, self.width)
+
+    @property
+    def channel_names(self) -> list[str]:
+        return [c.name for c in self.channels]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/YAML-safe form, saved in checkpoints and run folders."""
+        d = asdict(self)
+        d["channels"] = [asdict(c) for c in self.channels]
+        d["normalizer"] = self.normalizer.to_dict()
+        for key in ("lat", "lon"):
+            d[key] = None if d[key] is None else np.asarray(d[key]).tolist()
+        d["data_range"] = None if self.data_range is None else list(self.data_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        d = dict(d)
+        d["channels"] = tuple(Channel(**c) for c in d["channels"])
+        d["normalizer"] = Normalizer.from_dict(d["normalizer"])
+        for key in ("lat", "lon"):
+            d[key] = None if d.get(key) is None else np.asarray(d[key], dtype=np.float64)
+        if d.get("data_range") is not None:
+            d["data_range"] = tuple(d["data_range"])
+        return cls(**d)
