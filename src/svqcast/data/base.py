@@ -10,6 +10,13 @@ from torch.utils.data import Dataset
 
 from svqcast.data.spec import DataSpec
 
+#: Evaluation protocols every loader accepts: "standard" keeps a real validation split held
+#: out from training; "openstl" validates on the test split, as OpenSTL and the published
+#: tables do (checkpoints selected on the test set).
+PROTOCOLS: tuple[str, ...] = ("standard", "openstl")
+#: Other names accepted for "standard".
+PROTOCOL_ALIASES: dict[str, str] = {"holdout": "standard"}
+
 
 class ForecastDataset(Dataset):
     """Yields ``(x, y)``: float32 tensors (T_in, C, H, W) and (T_out, C, H, W), normalised.

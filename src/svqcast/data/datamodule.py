@@ -1,0 +1,175 @@
+"""``ForecastDataModule``: any registered dataset as a Lightning DataModule.
+
+It owns the data side of a run: loading (lazily, once), the train-split normaliser and
+climatology, the DataSpec the model is built from, and the four dataloaders. Its
+hyperparameters (dataset, root, batch size, protocol, seed, options) are saved in every
+checkpoint, so a checkpoint records which data it was trained on.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from svqcast.data import DATASETS, dataset_module
+from svqcast.data.base import (
+    PROTOCOL_ALIASES,
+    PROTOCOLS,
+    Climatology,
+    Splits,
+    WithClimatology,
+)
+from svqcast.data.spec import DataSpec
+from svqcast.errors import ConfigError, choices_error
+
+
+def load_splits(
+    dataset: str, root: str | Path, protocol: str = "standard", options: dict | None = None
+) -> Splits:
+    """Call the dataset's ``load`` with checked options and the evaluation protocol.
+
+    ``protocol="openstl"`` makes the validation split the test split (as OpenSTL and the
+    published tables do); loaders that accept a ``protocol`` option apply it themselves
+    (so that, e.g., data they would hold out for validation goes back into training).
+    """
+    protocol = PROTOCOL_ALIASES.get(protocol, protocol)
+    if protocol not in PROTOCOLS:
+        raise choices_error("protocol", protocol, PROTOCOLS)
+    module = dataset_module(dataset)
+    options = dict(options or {})
+    if "protocol" in options:
+        raise ConfigError("pass protocol as the data module's argument, not inside options")
+    params = list(inspect.signature(module.load).parameters.values())
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    # the first two parameters are the dataset name and the root; the rest are options
+    named = [p.name for p in params[2:] if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    if not takes_any:
+        unknown = sorted(set(options) - set(named))
+        if unknown:
+            valid = ", ".join(k for k in named if k != "protocol") or "(none)"
+            raise ConfigError(
+                f"unknown option(s) {', '.join(unknown)} for dataset {dataset}; valid: {valid}"
+            )
+    if takes_any or "protocol" in named:
+        # a module may spell "standard" by an alias (e.g. "holdout"): use its own word
+        own = getattr(module, "PROTOCOLS", PROTOCOLS)
+        if protocol not in own:
+            protocol = next(
+                (a for a, p in PROTOCOL_ALIASES.items() if p == protocol and a in own), protocol
+            )
+        return module.load(dataset, root, protocol=protocol, **options)
+    splits = module.load(dataset, root, **options)
+    if protocol == "openstl":
+        splits.val = splits.test
+    return splits
+
+
+class ForecastDataModule(L.LightningDataModule):
+    """Train / val / test / predict dataloaders of one dataset.
+
+    ``options`` are the dataset's own ``load`` options (in_len, out_len, years, ...).
+    Test batches are ``(x, y, climatology)``; predict batches are ``(x, y)`` of the test
+    split. ``.spec`` and ``.climatology`` load the data on first access.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "synthetic_weather",
+        root: str = "data",
+        batch_size: int = 16,
+        num_workers: int = 0,
+        protocol: str = "standard",
+        seed: int = 0,
+        options: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if dataset not in DATASETS:
+            raise choices_error("dataset", dataset, DATASETS)
+        if PROTOCOL_ALIASES.get(protocol, protocol) not in PROTOCOLS:
+            raise choices_error("protocol", protocol, PROTOCOLS)
+        if int(batch_size) < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if int(num_workers) < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"options must be a mapping of load options, got {options!r}")
+        self.save_hyperparameters()
+        self.dataset = dataset
+        self.root = str(root)
+        self.batch_size = int(batch_size)
+        self.num_workers = int(num_workers)
+        self.protocol = protocol
+        self.seed = int(seed)
+        self.options = dict(options or {})
+        self._splits: Splits | None = None
+        self._saved_spec: DataSpec | None = None
+
+    # ------------------------------------------------------------------ data
+    @property
+    def splits(self) -> Splits:
+        if self._splits is None:
+            self._splits = load_splits(self.dataset, self.root, self.protocol, self.options)
+        return self._splits
+
+    @property
+    def spec(self) -> DataSpec:
+        """The DataSpec (loads the data on first access)."""
+        return self.splits.spec
+
+    @property
+    def climatology(self) -> Climatology:
+        return self.splits.climatology
+
+    def prepare_data(self) -> None:
+        """Embedded datasets generate their files here (rank 0 only under DDP)."""
+        if hasattr(dataset_module(self.dataset), "synth"):
+            _ = self.splits
+
+    def setup(self, stage: str | None = None) -> None:
+        _ = self.splits
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, dataset, shuffle: bool = False) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            drop_last=False,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.train, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.val)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(WithClimatology(self.splits.test, self.splits.climatology))
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.splits.test)
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The spec (normaliser included) goes into checkpoints beside the hyperparameters."""
+        if self._splits is None:
+            return {} if self._saved_spec is None else {"spec": self._saved_spec.to_dict()}
+        return {"spec": self._splits.spec.to_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "spec" in state_dict:
+            self._saved_spec = DataSpec.from_dict(state_dict["spec"])
+
+    @property
+    def saved_spec(self) -> DataSpec | None:
+        """The spec restored from a checkpoint, if any (without loading the data)."""
+        return self._saved_spec

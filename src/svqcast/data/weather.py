@@ -1,0 +1,482 @@
+"""WeatherBench 5.625 deg (OpenSTL layout) through xarray: weather_t2m, _r, _uv10, _tcc, _mv.
+
+Files: ``<root>/weather_5_625deg/<dir>/<dir>_<year>_5.625deg.nc``, one per year, hourly, on a
+32 x 64 lat/lon grid. Each split (train / val / test) is a range of years read into one
+float32 (T, C, H, W) series in RAM, normalised per channel with TRAIN statistics only, and
+cut into windows sliding by ``stride`` frames. Windows never straddle a gap in time.
+
+Conventions (documented in docs/sections/data.md):
+- ``weather_r`` uses the 1000 hPa level by default: OpenSTL's config lists ``levels:
+  [1000]`` and its loader keeps the last level of the file (1000 hPa in WeatherBench's
+  ascending level order). Option ``levels`` picks others.
+- ``weather_mv`` frames are 6 hours apart: the hourly series is subsampled to 00/06/12/18
+  UTC and windows are consecutive 6-hourly frames. ``openstl_mv_indexing=True`` instead
+  reproduces OpenSTL's indices into the 6-hourly array (inputs [-17, -11, -5, 0], targets
+  [1, 7, 13, 19] for 4 -> 4), whose spacing is 36 h (30 h last) and not 6 h.
+- Climatology phases: (month, hour of day), 288 phases, means of the TRAIN years.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from svqcast.data.base import PROTOCOLS, Splits
+from svqcast.data.spec import Channel, DataSpec, Normalizer
+from svqcast.data.windows import (
+    MONTH_HOUR_PHASES,
+    ArrayWindows,
+    contiguous_starts,
+    fit_climatology,
+    month_hour_phase,
+    window_offsets,
+)
+from svqcast.errors import ConfigError, DataError, DataNotFoundError
+
+ROOT_DIR = "weather_5_625deg"
+GRID = (32, 64)  # (lat, lon) of the 5.625 deg grid
+
+
+@dataclass(frozen=True)
+class Field:
+    """One WeatherBench variable: its folder (also the file prefix) and netCDF name."""
+
+    directory: str
+    var: str
+    has_level: bool = False
+
+
+@dataclass(frozen=True)
+class WeatherSet:
+    """Constants of one weather dataset name."""
+
+    description: str
+    fields: tuple[Field, ...]
+    levels: tuple[int, ...] | None = None  # hPa, for fields with a level dim
+    in_len: int = 12
+    out_len: int = 12
+    step_hours: int = 1
+    train_years: tuple[int, int] = (2010, 2015)
+    val_years: tuple[int, int] = (2016, 2016)
+    test_years: tuple[int, int] = (2017, 2018)
+
+
+_PRESSURE = tuple(
+    Field(d, v, has_level=True)
+    for d, v in (
+        ("relative_humidity", "r"),
+        ("temperature", "t"),
+        ("u_component_of_wind", "u"),
+        ("v_component_of_wind", "v"),
+    )
+)
+
+DATASETS: dict[str, WeatherSet] = {
+    "weather_t2m": WeatherSet(
+        "WeatherBench 5.625 deg 2 m temperature t2m (K), hourly, 12 -> 12",
+        (Field("2m_temperature", "t2m"),),
+    ),
+    "weather_r": WeatherSet(
+        "WeatherBench 5.625 deg relative humidity r at 1000 hPa (%), hourly, 12 -> 12",
+        (Field("relative_humidity", "r", has_level=True),),
+        levels=(1000,),
+    ),
+    "weather_uv10": WeatherSet(
+        "WeatherBench 5.625 deg 10 m wind u10, v10 (m s-1), hourly, 12 -> 12",
+        (Field("10m_u_component_of_wind", "u10"), Field("10m_v_component_of_wind", "v10")),
+    ),
+    "weather_tcc": WeatherSet(
+        "WeatherBench 5.625 deg total cloud cover tcc (0-1), hourly, 12 -> 12",
+        (Field("total_cloud_cover", "tcc"),),
+    ),
+    "weather_mv": WeatherSet(
+        "WeatherBench 5.625 deg r, t, u, v at 150/500/850 hPa (12 channels), 6-hourly, 4 -> 4",
+        _PRESSURE,
+        levels=(150, 500, 850),
+        in_len=4,
+        out_len=4,
+        step_hours=6,
+        train_years=(1979, 2015),
+    ),
+}
+
+OPTIONS = (
+    "in_len",
+    "out_len",
+    "stride",
+    "train_years",
+    "val_years",
+    "test_years",
+    "levels",
+    "protocol",
+    "openstl_mv_indexing",
+)
+
+
+def _set(name: str) -> WeatherSet:
+    if name not in DATASETS:
+        raise ConfigError(f"unknown weather dataset {name!r}; valid: {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def file_path(root: str | Path, field: Field, year: int) -> Path:
+    """Where WeatherBench (and OpenSTL) keep one year of one variable."""
+    d = field.directory
+    return Path(root) / ROOT_DIR / d / f"{d}_{year}_5.625deg.nc"
+
+
+def describe(name: str) -> str:
+    return _set(name).description
+
+
+def layout(name: str) -> str:
+    ws = _set(name)
+    years = f"{ws.train_years[0]}..{ws.test_years[1]}"
+    parts = []
+    for f in ws.fields:
+        dims = "time, level, lat, lon" if f.has_level else "time, lat, lon"
+        parts.append(
+            f"{ROOT_DIR}/{f.directory}/{f.directory}_<year>_5.625deg.nc "
+            f"(var {f.var}; dims {dims}; years {years})"
+        )
+    return "; ".join(parts)
+
+
+def _years_present(root: str | Path, field: Field) -> list[int]:
+    folder = Path(root) / ROOT_DIR / field.directory
+    years = []
+    for p in folder.glob(f"{field.directory}_*_5.625deg.nc"):
+        middle = p.name[len(field.directory) + 1 : -len("_5.625deg.nc")]
+        if middle.isdigit():
+            years.append(int(middle))
+    return sorted(years)
+
+
+def is_present(name: str, root: str | Path) -> bool:
+    return all(_years_present(root, f) for f in _set(name).fields)
+
+
+def check(name: str, root: str | Path) -> list[str]:
+    """Problems with the files of ``name`` under ``root`` (empty list: ready to load)."""
+    ws = _set(name)
+    problems: list[str] = []
+    wanted = range(ws.train_years[0], ws.test_years[1] + 1)
+    for f in ws.fields:
+        present = _years_present(root, f)
+        if not present:
+            problems.append(
+                f"no files {file_path(root, f, 0).parent}/{f.directory}_<year>_5.625deg.nc"
+            )
+            continue
+        missing = [y for y in wanted if y not in present]
+        if missing:
+            problems.append(
+                f"{f.directory}: years {_ranges(missing)} missing for the default split "
+                f"(present: {_ranges(present)}); pass train_years/val_years/test_years"
+            )
+        try:
+            _read_year(file_path(root, f, present[0]), f, ws.levels, ws.step_hours)
+        except DataError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _ranges(years: list[int]) -> str:
+    out, start = [], None
+    for i, y in enumerate(years):
+        if start is None:
+            start = y
+        if i + 1 == len(years) or years[i + 1] != y + 1:
+            out.append(f"{start}" if start == y else f"{start}-{y}")
+            start = None
+    return ", ".join(out)
+
+
+def _read_year(
+    path: Path, field: Field, levels: tuple[int, ...] | None, step_hours: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """One year of one variable: (T, L, H, W) float32, datetime64 times, metadata."""
+    import xarray as xr
+
+    if not path.is_file():
+        raise DataNotFoundError(f"missing file {path}")
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4")
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} as netCDF ({exc})") from exc
+    with ds:
+        if field.var not in ds.data_vars:
+            raise DataError(
+                f"{path} has no variable {field.var!r} (found {', '.join(map(str, ds.data_vars))})"
+            )
+        da = ds[field.var]
+        expected = ("time", "level", "lat", "lon") if field.has_level else ("time", "lat", "lon")
+        if set(da.dims) != set(expected):
+            raise DataError(f"{path}: {field.var} has dims {da.dims}, expected {expected}")
+        da = da.transpose(*expected)
+        if field.has_level:
+            have = [int(v) for v in np.asarray(da["level"].values)]
+            want = tuple(levels or ())
+            lost = [lv for lv in want if lv not in have]
+            if lost:
+                raise DataError(
+                    f"{path}: levels {lost} hPa not in the file (has {have}); pass levels="
+                )
+            da = da.sel(level=list(want))
+        times = np.asarray(da["time"].values).astype("datetime64[h]")
+        if step_hours > 1:
+            keep = (times - times.astype("datetime64[D]")).astype(np.int64) % step_hours == 0
+            da = da.isel(time=np.flatnonzero(keep))
+            times = times[keep]
+        values = np.asarray(da.values, dtype=np.float32)
+        if not field.has_level:
+            values = values[:, None]  # (T, 1, H, W)
+        if values.shape[2:] != GRID:
+            raise DataError(f"{path}: grid {values.shape[2:]}, expected (lat, lon) = {GRID}")
+        meta = {
+            "units": str(da.attrs.get("units", "")),
+            "long_name": str(da.attrs.get("long_name", field.var)),
+            "lat": np.asarray(ds["lat"].values, dtype=np.float64),
+            "lon": np.asarray(ds["lon"].values, dtype=np.float64),
+        }
+    return values, times, meta
+
+
+def read_series(
+    root: str | Path,
+    name: str,
+    years: tuple[int, int],
+    levels: tuple[int, ...] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Channel], dict[str, Any]]:
+    """The raw (T, C, H, W) float32 series of ``name`` for years first..last, its times,
+    channels and grid metadata. Every field must have the same times.
+
+    The first field's years fix the time axis; the (T, C, H, W) array is then allocated once
+    and the other fields are read year by year into it, so memory peaks near one series.
+    """
+    ws = _set(name)
+    levels = ws.levels if levels is None else levels
+    per_field = [len(levels) if f.has_level else 1 for f in ws.fields]
+    series: np.ndarray | None = None
+    times: np.ndarray | None = None
+    channels: list[Channel] = []
+    meta: dict[str, Any] = {}
+
+    def year_files(f: Field):
+        for year in range(years[0], years[1] + 1):
+            path = file_path(root, f, year)
+            if not path.is_file():
+                raise DataNotFoundError(
+                    f"missing {path}; {name} expects {layout(name)} under data root {root}"
+                )
+            values, t, m = _read_year(path, f, levels, ws.step_hours)
+            if not meta:
+                meta.update(lat=m["lat"], lon=m["lon"])
+            elif not (np.allclose(meta["lat"], m["lat"]) and np.allclose(meta["lon"], m["lon"])):
+                raise DataError(f"{path}: lat/lon differ from the other files of {name}")
+            yield values, t, m
+
+    c0 = 0
+    for f, n_ch in zip(ws.fields, per_field):
+        if series is None:
+            chunks = list(year_files(f))
+            times = np.concatenate([t for _, t, _ in chunks])
+            series = np.empty((len(times), sum(per_field), *GRID), dtype=np.float32)
+            pos = 0
+            for values, t, m in chunks:
+                series[pos : pos + len(t), c0 : c0 + n_ch] = values
+                pos += len(t)
+                units = m["units"]
+            del chunks
+        else:
+            pos = 0
+            for values, t, m in year_files(f):
+                if pos + len(t) > len(times) or np.any(t != times[pos : pos + len(t)]):
+                    raise DataError(
+                        f"{f.directory} and {ws.fields[0].directory} have different times "
+                        f"in {int(t[0].astype('datetime64[Y]').astype(int)) + 1970}"
+                    )
+                series[pos : pos + len(t), c0 : c0 + n_ch] = values
+                pos += len(t)
+                units = m["units"]
+            if pos != len(times):
+                raise DataError(f"{f.directory} and {ws.fields[0].directory} have different times")
+        if f.has_level and (len(levels) > 1 or len(ws.fields) > 1):
+            channels += [Channel(f"{f.var}{lv}", units) for lv in levels]
+        else:
+            channels.append(Channel(f.var, units))
+        c0 += n_ch
+    _check_finite(series, times, name)
+    return series, times, channels, meta
+
+
+def _check_finite(series: np.ndarray, times: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(series)
+    if bad.any():
+        t, c, y, x = np.argwhere(bad)[0]
+        raise DataError(
+            f"{name}: {int(bad.sum())} non-finite values; first at time {times[t]} "
+            f"(t={t}, c={c}, y={y}, x={x}); fix the files or pick other years"
+        )
+
+
+def channel_stats(series: np.ndarray) -> Normalizer:
+    """Per-channel mean and std of a (T, C, H, W) series, float64, one channel at a time."""
+    mean = np.array([series[:, c].mean(dtype=np.float64) for c in range(series.shape[1])])
+    std = np.array([series[:, c].std(dtype=np.float64) for c in range(series.shape[1])])
+    return Normalizer(mean, np.where(std > 0, std, 1.0))
+
+
+def normalize_inplace(series: np.ndarray, norm: Normalizer) -> np.ndarray:
+    """(x - mean) / std per channel without a second copy of the series."""
+    for c in range(series.shape[1]):
+        series[:, c] -= np.float32(norm.mean[c])
+        series[:, c] /= np.float32(norm.std[c])
+    return series
+
+
+def openstl_mv_offsets(in_len: int, out_len: int) -> np.ndarray:
+    """OpenSTL's weather_mv frame indices into the 6-hourly array, shifted to start at 0.
+
+    OpenSTL: idx_in = [1 + 6 i for i in -(in_len-1)..-1] + [0], idx_out = [1 + 6 i for i
+    in 0..out_len-1] (4 -> 4: [-17, -11, -5, 0] and [1, 7, 13, 19]).
+    """
+    idx_in = [1 + 6 * i for i in range(-(in_len - 1), 0)] + [0]
+    idx_out = [1 + 6 * i for i in range(out_len)]
+    idx = np.asarray(idx_in + idx_out, dtype=np.int64)
+    return idx - idx.min()
+
+
+def _get(options: dict[str, Any], key: str, default: Any) -> Any:
+    """An option's value, its default when absent or None (None = "use the default")."""
+    value = options.get(key)
+    return default if value is None else value
+
+
+def _years(value: Any, key: str) -> tuple[int, int]:
+    if isinstance(value, int | np.integer | str):
+        value = (value, value)
+    try:
+        first, last = (int(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} must be (first, last) years, got {value!r}") from exc
+    if first > last:
+        raise ConfigError(f"{key}: first year {first} is after last year {last}")
+    return first, last
+
+
+def load(name: str, root: str | Path, **options: Any) -> Splits:
+    """Train/val/test windows of a WeatherBench dataset; see the module docstring.
+
+    Options: in_len, out_len (defaults 12 -> 12, mv 4 -> 4), stride (1 frame), train_years,
+    val_years, test_years ((first, last)), levels (hPa; r: (1000,), mv: (150, 500, 850)),
+    protocol ("standard": val = the val years; "openstl": val = the test split, as the
+    published tables), openstl_mv_indexing (mv only, default False).
+    """
+    ws = _set(name)
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"unknown option(s) {', '.join(unknown)} for {name}; valid: {', '.join(OPTIONS)}"
+        )
+    in_len = int(_get(options, "in_len", ws.in_len))
+    out_len = int(_get(options, "out_len", ws.out_len))
+    stride = int(_get(options, "stride", 1))
+    if min(in_len, out_len, stride) < 1:
+        raise ConfigError(f"in_len, out_len and stride must be >= 1 for {name}")
+    protocol = _get(options, "protocol", "standard")
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    openstl_mv = bool(options.get("openstl_mv_indexing", False))
+    if openstl_mv and name != "weather_mv":
+        raise ConfigError("openstl_mv_indexing applies to weather_mv only")
+    levels = options.get("levels")
+    if levels is not None:
+        if not any(f.has_level for f in ws.fields):
+            raise ConfigError(f"{name} has no pressure levels; drop the levels option")
+        levels = (int(levels),) if isinstance(levels, int | str) else tuple(map(int, levels))
+    levels = levels or ws.levels
+    years = {
+        split: _years(_get(options, f"{split}_years", getattr(ws, f"{split}_years")), split)
+        for split in ("train", "val", "test")
+    }
+    _check_disjoint(years)
+
+    offsets = (
+        openstl_mv_offsets(in_len, out_len)
+        if openstl_mv
+        else window_offsets(in_len, out_len, step=1)
+    )
+    frame_step = np.timedelta64(ws.step_hours, "h")
+    root = Path(root)
+    if not (root / ROOT_DIR).is_dir():
+        raise DataNotFoundError(
+            f"no folder {root / ROOT_DIR}; {name} expects {layout(name)} under data root {root}"
+        )
+
+    train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels)
+    norm = channel_stats(train_raw)
+    train_series = normalize_inplace(train_raw, norm)
+    climatology = fit_climatology(train_series, month_hour_phase(train_t), MONTH_HOUR_PHASES)
+
+    def windows(series: np.ndarray, times: np.ndarray, split: str) -> ArrayWindows:
+        starts = contiguous_starts(
+            times, offsets, stride, frame_step, where=f"{name} {split} years {years[split]}"
+        )
+        return ArrayWindows(
+            series,
+            in_len,
+            out_len,
+            starts,
+            times=times,
+            phase_fn=month_hour_phase,
+            offsets=offsets,
+        )
+
+    train = windows(train_series, train_t, "train")
+    test_raw, test_t, _, _ = read_series(root, name, years["test"], levels)
+    test = windows(normalize_inplace(test_raw, norm), test_t, "test")
+    if protocol == "openstl":
+        val = test
+    else:
+        val_raw, val_t, _, _ = read_series(root, name, years["val"], levels)
+        val = windows(normalize_inplace(val_raw, norm), val_t, "val")
+
+    spec = DataSpec(
+        name=name,
+        in_len=in_len,
+        out_len=out_len,
+        channels=tuple(channels),
+        height=GRID[0],
+        width=GRID[1],
+        convention="weather",
+        normalizer=norm,
+        lat=meta["lat"],
+        lon=meta["lon"],
+        time_step_hours=float(ws.step_hours),
+        extra={
+            "years": {k: list(v) for k, v in years.items()},
+            "levels": None if levels is None else list(levels),
+            "stride": stride,
+            "protocol": protocol,
+            "openstl_mv_indexing": openstl_mv,
+            "offsets": offsets.tolist(),
+            "climatology_phases": "month_hour",
+        },
+    )
+    return Splits(train=train, val=val, test=test, spec=spec, climatology=climatology)
+
+
+def _check_disjoint(years: dict[str, tuple[int, int]]) -> None:
+    names = list(years)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            (a0, a1), (b0, b1) = years[a], years[b]
+            if a0 <= b1 and b0 <= a1:
+                raise ConfigError(
+                    f"{a}_years {years[a]} and {b}_years {years[b]} overlap; splits must be "
+                    "disjoint"
+                )
