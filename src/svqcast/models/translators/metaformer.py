@@ -62,7 +62,8 @@ class MetaTranslator(nn.Module):
         super().__init__()
         if depth < 2:
             raise ValueError(f"translator depth N_T must be >= 2, got {depth}")
-        rates = torch.linspace(1e-2, drop_path, depth).tolist()
+        # plain Python (not torch.linspace) so models also build on the meta device
+        rates = [1e-2 + (drop_path - 1e-2) * i / (depth - 1) for i in range(depth)]
         widths = [channel_in] + [channel_hid] * (depth - 1) + [channel_in]
         blocks = []
         for i in range(depth):
