@@ -1,9 +1,10 @@
 """Translator families, one file each, selected by name.
 
-A family's file defines ``build(channel_in, channel_hid, depth, *, input_resolution,
-mlp_ratio, drop, drop_path) -> nn.Module`` mapping (B, channel_in, H, W) to the same shape.
-MetaFormer-style families implement it with :class:`~.metaformer.MetaTranslator` and a
-``make_block`` function; IncepU has its own U-Net.
+A MetaFormer-style family's file defines ``make_block(ctx: BlockContext) -> nn.Module`` (its
+sub-block) and the registry stacks those blocks in :class:`~.metaformer.MetaTranslator`. A
+family with a stack of its own (IncepU's U-Net) defines ``build(channel_in, channel_hid,
+depth, *, input_resolution, mlp_ratio, drop, drop_path) -> nn.Module`` instead. Either way
+the translator maps (B, channel_in, H, W) to the same shape.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import importlib
 from torch import nn
 
 from svqcast.errors import choices_error
+from svqcast.models.translators._attention import check_resolution
+from svqcast.models.translators.metaformer import MetaTranslator
 
 # name -> module under svqcast.models.translators (aliases point at the same module)
 _REGISTRY: dict[str, str] = {
@@ -55,16 +58,17 @@ def build_translator(
     drop_path: float = 0.0,
 ) -> nn.Module:
     """Build translator ``name`` for (B, channel_in, H, W) latents of size ``input_resolution``."""
-    module = importlib.import_module(f"{__name__}.{_REGISTRY[canonical_translator(name)]}")
-    return module.build(
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=input_resolution,
+    key = canonical_translator(name)
+    module = importlib.import_module(f"{__name__}.{_REGISTRY[key]}")
+    options = dict(
+        input_resolution=check_resolution(key, input_resolution),
         mlp_ratio=mlp_ratio,
         drop=drop,
         drop_path=drop_path,
     )
+    if hasattr(module, "build"):
+        return module.build(channel_in, channel_hid, depth, **options)
+    return MetaTranslator(module.make_block, channel_in, channel_hid, depth, **options)
 
 
 __all__ = ["TRANSLATORS", "build_translator", "canonical_translator"]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from svqcast.models.layers import init_metaformer_weights
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 KERNEL_SIZE = 11
 
@@ -34,26 +34,3 @@ class ConvMixerSubBlock(nn.Module):
 
 def make_block(ctx: BlockContext) -> nn.Module:
     return ConvMixerSubBlock(ctx.dim)
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """ConvMixer translator (``mlp_ratio``, ``drop``, ``drop_path`` are not used)."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=input_resolution,
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
-    )

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from svqcast.models.layers import DropPath, LayerNorm2d, channel_scale, init_metaformer_weights
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 KERNEL_SIZE = 7
 LAYER_SCALE_INIT = 1e-6
@@ -40,27 +40,4 @@ class ConvNeXtSubBlock(nn.Module):
 def make_block(ctx: BlockContext) -> nn.Module:
     return ConvNeXtSubBlock(
         ctx.dim, mlp_ratio=ctx.mlp_ratio, drop=ctx.drop, drop_path=ctx.drop_path
-    )
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """ConvNeXt translator: ``depth`` ConvNeXt blocks in the MetaFormer stack."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=input_resolution,
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
     )

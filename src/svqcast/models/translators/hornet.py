@@ -16,8 +16,7 @@ from torch import nn
 
 from svqcast.errors import ConfigError
 from svqcast.models.layers import DropPath, LayerNorm2d, init_metaformer_weights
-from svqcast.models.translators._attention import check_resolution
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 ORDER = 4
 KERNEL_SIZE = 7
@@ -87,26 +86,3 @@ class HorNetSubBlock(nn.Module):
 
 def make_block(ctx: BlockContext) -> nn.Module:
     return HorNetSubBlock(ctx.dim, mlp_ratio=ctx.mlp_ratio, drop_path=ctx.drop_path)
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """HorNet translator (B, channel_in, H, W) -> same; ``drop`` is unused (as in OpenSTL)."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=check_resolution("hornet", input_resolution),
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
-    )

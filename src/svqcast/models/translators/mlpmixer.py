@@ -22,7 +22,7 @@ from svqcast.models.translators._attention import (
     init_trunc_normal,
     to_tokens,
 )
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 TOKEN_MLP_RATIO = 0.5  # hidden width of the token-mixing MLP, as a fraction of the channels
 
@@ -70,27 +70,4 @@ def make_block(ctx: BlockContext) -> nn.Module:
         mlp_ratio=ctx.mlp_ratio,
         drop=ctx.drop,
         drop_path=ctx.drop_path,
-    )
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """MLP-Mixer translator (B, channel_in, H, W) -> same, for H, W = ``input_resolution`` only."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=check_resolution("mlpmixer", input_resolution),
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
     )

@@ -15,7 +15,7 @@ from torch import nn
 
 from svqcast.errors import ConfigError
 from svqcast.models.layers import DropPath, init_metaformer_weights
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 DILATIONS = (1, 2, 3)
 CHANNEL_SPLIT = (1, 3, 4)
@@ -114,26 +114,3 @@ class MogaSubBlock(nn.Module):
 
 def make_block(ctx: BlockContext) -> nn.Module:
     return MogaSubBlock(ctx.dim, mlp_ratio=ctx.mlp_ratio, drop=ctx.drop, drop_path=ctx.drop_path)
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """MogaNet translator: ``depth`` MogaSubBlocks in the MetaFormer stack."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=input_resolution,
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
-    )

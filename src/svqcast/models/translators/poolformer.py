@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from svqcast.models.layers import DropPath
-from svqcast.models.translators._attention import ConvMlp, check_resolution, init_trunc_normal
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators._attention import ConvMlp, init_trunc_normal
+from svqcast.models.translators.metaformer import BlockContext
 
 POOL_SIZE = 3
 LAYER_SCALE_INIT = 1e-5
@@ -67,27 +67,4 @@ class PoolFormerSubBlock(nn.Module):
 def make_block(ctx: BlockContext) -> nn.Module:
     return PoolFormerSubBlock(
         ctx.dim, mlp_ratio=ctx.mlp_ratio, drop=ctx.drop, drop_path=ctx.drop_path
-    )
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """PoolFormer translator (B, channel_in, H, W) -> same; any latent size."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=check_resolution("poolformer", input_resolution),
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
     )

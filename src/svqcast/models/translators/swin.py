@@ -25,7 +25,7 @@ from svqcast.models.translators._attention import (
     check_resolution,
     init_trunc_normal,
 )
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 NUM_HEADS = 8
 
@@ -138,28 +138,4 @@ def make_block(ctx: BlockContext) -> nn.Module:
         mlp_ratio=ctx.mlp_ratio,
         drop=ctx.drop,
         drop_path=ctx.drop_path,
-    )
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """Swin translator (B, channel_in, H, W) -> same; see :func:`window_and_shift` for sizes."""
-    window_and_shift(input_resolution, 0)  # fail early, before building any block
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=check_resolution("swin", input_resolution),
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
     )

@@ -17,7 +17,7 @@ from svqcast.models.translators.gsta import (
     GASubBlock,
     decomposed_kernels,
 )
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 SE_REDUCTION = 16
 
@@ -68,26 +68,3 @@ class TAUSubBlock(GASubBlock):
 
 def make_block(ctx: BlockContext) -> nn.Module:
     return TAUSubBlock(ctx.dim, mlp_ratio=ctx.mlp_ratio, drop=ctx.drop, drop_path=ctx.drop_path)
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """TAU translator: ``depth`` TAUSubBlocks in the MetaFormer stack."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=input_resolution,
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
-    )

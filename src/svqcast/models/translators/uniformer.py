@@ -19,12 +19,11 @@ from svqcast.models.translators._attention import (
     Mlp,
     MultiHeadAttention,
     check_heads,
-    check_resolution,
     from_tokens,
     init_trunc_normal,
     to_tokens,
 )
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 NUM_HEADS = 8
 LAYER_SCALE_INIT = 1e-6
@@ -93,26 +92,3 @@ def block_type(ctx: BlockContext) -> str:
 def make_block(ctx: BlockContext) -> nn.Module:
     kind = SelfAttentionBlock if block_type(ctx) == "MHSA" else ConvBlock
     return kind(ctx.dim, mlp_ratio=ctx.mlp_ratio, drop=ctx.drop, drop_path=ctx.drop_path)
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """UniFormer translator (B, channel_in, H, W) -> same; hid must be a multiple of 8 (heads)."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=check_resolution("uniformer", input_resolution),
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
-    )

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from svqcast.models.layers import DropPath, MixMlp, init_metaformer_weights
-from svqcast.models.translators._attention import check_resolution
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 LAYER_SCALE_INIT = 1e-2
 
@@ -74,26 +73,3 @@ class VANSubBlock(nn.Module):
 
 def make_block(ctx: BlockContext) -> nn.Module:
     return VANSubBlock(ctx.dim, mlp_ratio=ctx.mlp_ratio, drop=ctx.drop, drop_path=ctx.drop_path)
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """VAN translator (B, channel_in, H, W) -> same; any latent size."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=check_resolution("van", input_resolution),
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
-    )

@@ -15,12 +15,11 @@ from svqcast.models.translators._attention import (
     Mlp,
     MultiHeadAttention,
     check_heads,
-    check_resolution,
     from_tokens,
     init_trunc_normal,
     to_tokens,
 )
-from svqcast.models.translators.metaformer import BlockContext, MetaTranslator
+from svqcast.models.translators.metaformer import BlockContext
 
 NUM_HEADS = 8
 
@@ -50,26 +49,3 @@ class ViTSubBlock(nn.Module):
 
 def make_block(ctx: BlockContext) -> nn.Module:
     return ViTSubBlock(ctx.dim, mlp_ratio=ctx.mlp_ratio, drop=ctx.drop, drop_path=ctx.drop_path)
-
-
-def build(
-    channel_in: int,
-    channel_hid: int,
-    depth: int,
-    *,
-    input_resolution: tuple[int, int],
-    mlp_ratio: float = 8.0,
-    drop: float = 0.0,
-    drop_path: float = 0.0,
-) -> nn.Module:
-    """ViT translator (B, channel_in, H, W) -> same; widths must be multiples of 8 (heads)."""
-    return MetaTranslator(
-        make_block,
-        channel_in,
-        channel_hid,
-        depth,
-        input_resolution=check_resolution("vit", input_resolution),
-        mlp_ratio=mlp_ratio,
-        drop=drop,
-        drop_path=drop_path,
-    )
