@@ -1,0 +1,331 @@
+"""The paper's experiments as presets: a base YAML per dataset plus small overrides.
+
+Each base file in ``configs/<dataset>.yaml`` holds that dataset's recipe (REFERENCE.md
+section 3: translator, sizes, lr, batch, K, codebook init, loss, schedule, epochs) with
+SVQ switched on. Every other experiment of the paper is the base plus a few overrides,
+composed here (one fact in one place):
+
+- ``<dataset>_svq`` (learnable codebook), ``<dataset>_svq_frozen``, ``<dataset>_simvp``
+  (no quantizer, MSE loss as the SimVP baselines);
+- the VQ-baseline comparison on t2m (MSE loss, library presets of
+  :data:`svqcast.quantizers.library.PRESETS`): ``t2m_vq``, ``t2m_mhvq``, ``t2m_rvq``,
+  ``t2m_rvq_stochastic``, ``t2m_grvq``, ``t2m_lfq``, ``t2m_rlfq``, ``t2m_rfsq``;
+- t2m ablations: input noise ``t2m_noise_0.1`` ... ``0.5``; the four ReLU placements
+  ``t2m_relu_hid{0,1}_out{0,1}``; ``t2m_freeze_mlp``, ``t2m_freeze_both``; ``t2m_post``
+  (quantizer after the translator); SVQ on every translator ``t2m_svq_<translator>``;
+  codebook sizes ``t2m_k<K>``; codebook inits ``t2m_init_<init>``.
+
+``svqcast reproduce NAME`` runs one preset (fit, then test of the best validation
+checkpoint) and appends the result to ``<runs_dir>/results.{json,md}`` beside the paper's
+number where the paper gives one.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from svqcast.errors import ConfigError, choices_error
+
+TRANSLATOR_NAMES = (
+    "gsta", "incepu", "tau", "convmixer", "convnext", "hornet", "mlpmixer", "moganet",
+    "poolformer", "swin", "uniformer", "van", "vit",
+)  # fmt: skip
+VQ_BASELINES = ("vq", "mhvq", "rvq", "rvq_stochastic", "grvq", "lfq", "rlfq", "rfsq")
+CODEBOOK_SIZES = (1000, 2000, 5000, 10000, 20000)
+NOISE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5)
+INITS = ("normal", "kaiming", "xavier", "sparse", "trunc", "orthogonal")
+BASES = (
+    "weather_t2m", "weather_r", "weather_uv10", "weather_tcc", "weather_mv", "taxibj",
+    "kth", "kitticaltech", "human",
+)  # fmt: skip
+SHORT = {"weather_t2m": "t2m", "weather_r": "r", "weather_uv10": "uv10", "weather_tcc": "tcc"}
+
+# Input shapes (T_in, C, H, W) and output lengths of the paper's data, used only to build a
+# preset's model WITHOUT data (tests, `--print-config`); runs take them from the data.
+PAPER_SHAPES: dict[str, tuple[tuple[int, int, int, int], int]] = {
+    "weather_t2m": ((12, 1, 32, 64), 12),
+    "weather_r": ((12, 1, 32, 64), 12),
+    "weather_uv10": ((12, 2, 32, 64), 12),
+    "weather_tcc": ((12, 1, 32, 64), 12),
+    "weather_mv": ((4, 12, 32, 64), 4),
+    "taxibj": ((4, 2, 32, 32), 4),
+    "kth": ((10, 1, 128, 128), 20),
+    "kitticaltech": ((10, 3, 128, 160), 1),
+    "human": ((4, 3, 256, 256), 4),
+}
+
+# Published test numbers (de-normalised; OpenSTL protocol), REFERENCE.md section 3.
+PAPER_T2M = {
+    "t2m_simvp": {"mse": 1.105, "mae": 0.6567, "rmse": 1.051},
+    "t2m_svq": {"mse": 1.018},
+    "t2m_svq_frozen": {"mse": 1.023},
+    "t2m_vq": {"mse": 1.854},
+    "t2m_rvq": {"mse": 1.213},
+    "t2m_grvq": {"mse": 1.174},
+}
+
+
+@dataclass
+class Preset:
+    name: str
+    base: str  # configs/<base>.yaml
+    overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys -> values
+    description: str = ""
+    paper: dict[str, float] = field(default_factory=dict)
+
+
+def configs_dir() -> Path:
+    """The ``configs/`` folder: $SVQCAST_CONFIGS, else the source checkout's."""
+    env = os.environ.get("SVQCAST_CONFIGS")
+    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
+    if not folder.is_dir():
+        raise ConfigError(
+            f"preset folder {folder} not found; set SVQCAST_CONFIGS to the repository's configs/"
+        )
+    return folder
+
+
+def _presets() -> dict[str, Preset]:
+    out: dict[str, Preset] = {}
+
+    def add(p: Preset) -> None:
+        out[p.name] = p
+
+    for base in BASES:
+        short = SHORT.get(base, base)
+        add(Preset(f"{short}_svq", base, {}, f"{base}: SimVP + SVQ, learnable codebook"))
+        add(
+            Preset(
+                f"{short}_svq_frozen",
+                base,
+                {"model.quantizer_options.freeze_codebook": True},
+                f"{base}: SimVP + SVQ, frozen random codebook",
+            )
+        )
+        add(
+            Preset(
+                f"{short}_simvp",
+                base,
+                {"model.quantizer": "none", "model.quantizer_options": None, "model.loss": "mse"},
+                f"{base}: SimVP baseline (no quantizer, MSE loss)",
+            )
+        )
+    for name in VQ_BASELINES:
+        from svqcast.quantizers.library import PRESETS
+
+        lib = PRESETS[name]
+        add(
+            Preset(
+                f"t2m_{name}",
+                "weather_t2m",
+                {
+                    "model.quantizer": lib["quantizer"],
+                    "model.quantizer_options": dict(lib["options"]),
+                    "model.loss": "mse",
+                },
+                f"t2m VQ baseline: {lib['paper_row']} (MSE loss)",
+            )
+        )
+    for p in NOISE_LEVELS:
+        add(
+            Preset(f"t2m_noise_{p}", "weather_t2m", {"model.noise": p}, f"t2m SVQ, input noise {p}")
+        )
+    for hid in (0, 1):
+        for outr in (0, 1):
+            add(
+                Preset(
+                    f"t2m_relu_hid{hid}_out{outr}",
+                    "weather_t2m",
+                    {
+                        "model.quantizer_options.hid_relu": bool(hid),
+                        "model.quantizer_options.out_relu": bool(outr),
+                    },
+                    f"t2m SVQ, hidden ReLU {'on' if hid else 'off'}, output ReLU "
+                    f"{'on' if outr else 'off'}",
+                )
+            )
+    add(
+        Preset(
+            "t2m_freeze_mlp",
+            "weather_t2m",
+            {"model.quantizer_options.freeze_mlp": True},
+            "t2m SVQ, MLP frozen at its random init",
+        )
+    )
+    add(
+        Preset(
+            "t2m_freeze_both",
+            "weather_t2m",
+            {
+                "model.quantizer_options.freeze_mlp": True,
+                "model.quantizer_options.freeze_codebook": True,
+            },
+            "t2m SVQ, MLP and codebook both frozen",
+        )
+    )
+    add(
+        Preset(
+            "t2m_post",
+            "weather_t2m",
+            {"model.quantizer_position": "post"},
+            "t2m SVQ after the translator",
+        )
+    )
+    for tr in TRANSLATOR_NAMES:
+        add(Preset(f"t2m_svq_{tr}", "weather_t2m", {"model.translator": tr}, f"t2m SVQ on {tr}"))
+        add(
+            Preset(
+                f"t2m_simvp_{tr}",
+                "weather_t2m",
+                {
+                    "model.translator": tr,
+                    "model.quantizer": "none",
+                    "model.quantizer_options": None,
+                    "model.loss": "mse",
+                },  # fmt: skip
+                f"t2m SimVP baseline on {tr}",
+            )
+        )
+    for k in CODEBOOK_SIZES:
+        add(
+            Preset(
+                f"t2m_k{k}",
+                "weather_t2m",
+                {"model.quantizer_options.codebook_size": k},
+                f"t2m SVQ, codebook size {k}",
+            )
+        )
+    for init in INITS:
+        add(
+            Preset(
+                f"t2m_init_{init}",
+                "weather_t2m",
+                {"model.quantizer_options.init": init},
+                f"t2m SVQ, codebook init {init}",
+            )
+        )
+    for name, numbers in PAPER_T2M.items():
+        out[name].paper = dict(numbers)
+    return out
+
+
+PRESETS: dict[str, Preset] = _presets()
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise choices_error("preset", name, tuple(PRESETS))
+    return PRESETS[name]
+
+
+def _set_dotted(cfg: dict[str, Any], key: str, value: Any) -> None:
+    node = cfg
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def preset_config(name: str, data_root: str | None = None) -> dict[str, Any]:
+    """The composed configuration of preset ``name`` (base YAML + overrides)."""
+    import yaml
+
+    preset = get_preset(name)
+    path = configs_dir() / f"{preset.base}.yaml"
+    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for key, value in preset.overrides.items():
+        _set_dotted(cfg, key, value)
+    if data_root is not None:
+        _set_dotted(cfg, "data.root", str(data_root))
+    return cfg
+
+
+def preset_yaml(name: str, data_root: str | None = None) -> str:
+    import yaml
+
+    preset = get_preset(name)
+    head = f"# preset {name}: {preset.description}\n# base configs/{preset.base}.yaml\n"
+    return head + yaml.safe_dump(preset_config(name, data_root), sort_keys=False)
+
+
+def build_model(name: str, device: str = "meta"):
+    """The preset's SimVP at the paper's data shape, on ``device`` (meta: no memory)."""
+    import torch
+
+    from svqcast.models.simvp import SimVP
+
+    cfg = preset_config(name)
+    model = dict(cfg["model"])
+    in_shape, out_len = PAPER_SHAPES[get_preset(name).base]
+    keys = ("hid_S", "hid_T", "N_S", "N_T", "translator", "quantizer", "quantizer_options",
+            "quantizer_position", "noise", "mlp_ratio", "drop", "drop_path")  # fmt: skip
+    kwargs = {k: model[k] for k in keys if k in model}
+    if kwargs.get("quantizer") == "none":
+        kwargs["quantizer"] = None
+    extra = dict(model.get("model_options") or {})
+    try:
+        with torch.device(device):
+            return SimVP(in_shape, out_len, **kwargs, **extra)
+    except (RuntimeError, NotImplementedError):
+        if device != "meta":
+            raise
+        # some library quantizers compute values while building: build those on the CPU
+        return SimVP(in_shape, out_len, **kwargs, **extra)
+
+
+def list_presets() -> str:
+    lines = ["preset                         paper   description"]
+    for p in PRESETS.values():
+        paper = f"{p.paper['mse']:.3f}" if "mse" in p.paper else "-"
+        lines.append(f"{p.name:<30} {paper:>6}   {p.description}")
+    return "\n".join(lines)
+
+
+def run_preset(
+    name: str,
+    data_root: str = "data",
+    runs_dir: str = "runs",
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Fit and test preset ``name``; append the result to ``<runs_dir>/results.{json,md}``."""
+    from svqcast.cli import run_lightning
+    from svqcast.runs import append_result
+
+    text = preset_yaml(name, data_root)
+    args = ["fit", "--config", text, "--name", name, "--runs_dir", runs_dir, *(overrides or [])]
+    cli = run_lightning(args)
+    module = cli.model
+    rows = module.test_results
+    label = module._model_label()
+    if label not in rows:
+        raise ConfigError(f"preset {name} produced no test results; was testing disabled?")
+    entry = {
+        "preset": name,
+        "description": get_preset(name).description,
+        "metrics": rows[label],
+        "baselines": {k: v for k, v in rows.items() if k != label},
+        "paper": get_preset(name).paper,
+        "protocol": cli.datamodule.hparams.get("protocol", "standard"),
+        "run_dir": str(cli.trainer.default_root_dir),
+    }
+    append_result(Path(runs_dir) / "results", entry)
+    return entry
+
+
+def describe_entry(entry: dict[str, Any]) -> str:
+    ours, paper = entry["metrics"], entry.get("paper") or {}
+    parts = [f"{entry['preset']}: "]
+    for key in ("mse", "mae", "rmse"):
+        if key in ours:
+            text = f"{key} {ours[key]:.4g}"
+            if key in paper:
+                text += f" (paper {paper[key]:.4g})"
+            parts.append(text + "; ")
+    parts.append(f"run folder {entry['run_dir']}")
+    return "".join(parts)

@@ -1,0 +1,199 @@
+"""The accuracy benchmark: its variant table builds, its tables are right, ``--quick`` runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from svqcast import bench
+from svqcast.errors import ConfigError
+from svqcast.quantizers import build_quantizer
+
+ALL_ROWS = sorted({row for group in bench.GROUPS.values() for row in group.rows})
+
+
+@pytest.mark.parametrize("row", ALL_ROWS)
+def test_every_row_builds_its_quantizer_at_the_benchmark_width(row):
+    """Every row's quantizer builds at hid_S of the full budget and keeps the latent shape."""
+    v = bench.variants()[row]
+    dim = bench.BUDGETS["full"].hid_S
+    options = dict(v.options)
+    if "codebook_size" in options and v.quantizer == "svq":
+        options["codebook_size"] = min(options["codebook_size"], 512)  # keep the test light
+    q = build_quantizer(v.quantizer, dim, **options)
+    z = torch.randn(2, dim, 4, 8)
+    out = q(z)
+    assert out.quantized.shape == z.shape
+    assert torch.isfinite(out.quantized).all()
+
+
+def test_groups_only_name_known_rows_and_have_a_reference():
+    table = bench.variants()
+    for name, group in bench.GROUPS.items():
+        assert set(group.rows) <= set(table), name
+        assert set(group.quick_rows) <= set(group.rows), name
+        for row in group.rows:  # every row has a no-quantizer row to be compared with
+            assert bench.reference_row(row, group.rows) is not None, (name, row)
+
+
+def test_main_table_has_the_thirteen_rows_of_the_issue():
+    rows = bench.GROUPS["main"].rows
+    assert len(rows) == 13
+    quantizers = {bench.variants()[r].quantizer for r in rows}
+    assert {"none", "svq", "svq_raw", "vq", "rvq", "grvq", "lfq", "fsq", "mlp"} <= quantizers
+    assert bench.variants()["svq_frozen"].options["freeze_codebook"] is True
+    assert bench.variants()["svq_mse"].loss == "mse"
+
+
+@pytest.mark.parametrize(
+    ("row", "reference"),
+    [("svq", "none"), ("svq_mse", "none_mse"), ("svq_noise0.3", "none_noise0.3")],
+)
+def test_ratio_reference_matches_loss_and_noise(row, reference):
+    rows = bench.GROUPS["main"].rows + bench.GROUPS["ablations"].rows
+    assert bench.reference_row(row, rows) == reference
+
+
+def _record(variant, seed, mae, status="ok"):
+    return {
+        "variant": variant,
+        "seed": seed,
+        "status": status,
+        "metrics": {"mae": mae, "rmse": 2 * mae, "wrmse": 3 * mae},
+        "baselines": {"persistence": {"mae": 9.0, "rmse": 9.0, "wrmse": 9.0}},
+        "step_seconds": 0.01,
+        "peak_rss_mib": 100.0,
+        "train_rss_mib": 10.0,
+    }
+
+
+def test_markdown_table_mean_std_and_ratio_are_computed_over_seeds():
+    group = bench.Group("weather", ("none", "svq"), ("none",), ("mae", "rmse", "wrmse"), "t")
+    records = {
+        "none": [_record("none", 0, 1.0), _record("none", 1, 3.0)],
+        "svq": [_record("svq", 0, 1.0), _record("svq", 1, 2.0), _record("svq", 2, 0, "diverged")],
+    }
+    rows = {r.name: r for r in bench.summarise(group, records)}
+    assert rows["none"].metrics["mae"] == pytest.approx((2.0, math.sqrt(2.0)))
+    assert rows["svq"].metrics["mae"][0] == pytest.approx(1.5)  # diverged run left out
+    assert rows["svq"].ratios["rmse"] == pytest.approx(0.75)
+    assert rows["svq"].diverged == 1
+    text = bench.markdown_table(group, records)
+    assert "0.750 / 0.750 / 0.750" in text
+    assert "| 3 (1 diverged) |" in text
+    assert "| persistence |" in text
+
+
+def test_noisy_inputs_are_fixed_per_sample_and_leave_targets_alone():
+    class Data:
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return torch.zeros(2, 1, 4, 4), torch.full((2, 1, 4, 4), float(i))
+
+        def target_phases(self, i):
+            return [i]
+
+    noisy = bench.NoisyInputs(Data(), sigma=0.5, seed=1)
+    x1, y1 = noisy[1]
+    x2, _ = noisy[1]
+    assert torch.equal(x1, x2)  # same noise every epoch
+    assert not torch.equal(x1, noisy[2][0])
+    assert torch.equal(y1, torch.ones(2, 1, 4, 4))
+    assert 0.2 < x1.std().item() < 0.8
+    assert noisy.target_phases(2) == [2]
+
+
+def test_bad_group_and_seeds_are_user_errors(capsys):
+    with pytest.raises(ConfigError, match="unknown benchmark group"):
+        bench.run_benchmark(["nope"], quick=True)
+    assert bench.main(["--group", "nope", "--quick"]) == 2
+    assert bench.main(["--seeds", "a,b", "--quick"]) == 2
+    assert "svqcast: error:" in capsys.readouterr().err
+
+
+def test_budget_fingerprint_changes_with_the_budget():
+    import dataclasses
+
+    full = bench.BUDGETS["full"]
+    assert full.fingerprint() == dataclasses.replace(full).fingerprint()
+    assert full.fingerprint() != dataclasses.replace(full, steps=full.steps + 1).fingerprint()
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+\.?\d*(?:e-?\d+)?", line)]
+
+
+@pytest.mark.slow
+def test_quick_benchmark_runs_writes_tables_and_resumes(tmp_path):
+    """``--quick`` trains the quick rows in subprocesses, writes JSON + Markdown with finite
+    numbers, and a second call reuses every saved run (resume)."""
+    out, data = tmp_path / "out", tmp_path / "data"
+    md = bench.run_benchmark(["main"], quick=True, out_dir=out, data_root=data, log=lambda m: None)
+    text = md.read_text()
+    rows = [bench.variants()[r].label for r in bench.GROUPS["main"].quick_rows]
+    for label in rows:
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"| {label} |"))
+        values = _numbers(line.split("|", 2)[2])
+        assert values and all(math.isfinite(v) for v in values), line
+    raw = json.loads((out / "accuracy_quick.json").read_text())
+    runs = raw["groups"]["main"]
+    assert set(runs) == set(bench.GROUPS["main"].quick_rows)
+    for recs in runs.values():
+        (rec,) = recs
+        assert rec["status"] == "ok" and rec["steps"] == bench.BUDGETS["quick"].steps
+        assert rec["peak_rss_mib"] > 50  # its own process: at least torch's footprint
+        assert all(math.isfinite(v) for v in rec["metrics"].values())
+    lines = []
+    bench.run_benchmark(["main"], quick=True, out_dir=out, data_root=data, log=lines.append)
+    assert any("3 already done" in ln for ln in lines), lines
+    assert not any(ln.startswith("[main") for ln in lines)  # nothing retrained
+
+
+@pytest.mark.slow
+def test_benchmark_script_lists_groups():
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--list"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in bench.GROUPS:
+        assert f"{name}:" in proc.stdout
+
+
+@pytest.mark.slow
+def test_quick_noise_group_in_process_compares_at_the_same_noise(tmp_path):
+    """The observation-noise rows run in-process (no per-run memory then) and are compared
+    with the no-quantizer row at the same noise; persistence sees the noisy inputs."""
+    md = bench.run_benchmark(
+        ["noise"],
+        quick=True,
+        out_dir=tmp_path / "out",
+        data_root=tmp_path / "data",
+        isolate=False,
+        log=lambda m: None,
+    )
+    text = md.read_text()
+    ref = bench.variants()["none_obs0.5"].label
+    svq = bench.variants()["svq_obs0.5"].label
+    assert f"| {ref} |" in text and "1 (reference)" in text
+    svq_line = next(ln for ln in text.splitlines() if ln.startswith(f"| {svq} |"))
+    assert "| n/a |" in svq_line  # in-process: no memory figure of its own
+    assert "| persistence (inputs with obs. noise 0.5) |" in text
+
+
+def test_command_needs_the_benchmark_name():
+    with pytest.raises(ConfigError, match="svqcast bench accuracy"):
+        bench.command([])
+    with pytest.raises(ConfigError, match="choose one of accuracy"):
+        bench.command(["speed"])
+    assert bench.command(["accuracy", "--list"]) == 0
