@@ -120,6 +120,13 @@ def test_unknown_command_and_usage(capsys):
     assert main([]) == 2
 
 
+def test_bench_command_needs_a_benchmark_name(capsys):
+    assert main(["bench"]) == 2
+    assert "accuracy" in one_line_error(capsys)
+    assert main(["bench", "nope"]) == 2
+    assert "accuracy" in one_line_error(capsys)
+
+
 def test_bad_config_key_is_one_line_exit_2(tmp_path, capsys):
     rc = main(["fit", "--model.hid_Z", "3", "--runs_dir", str(tmp_path)])
     assert rc == 2

@@ -144,3 +144,14 @@ def test_load_splits_with_named_options(monkeypatch):
     assert load_splits("taxibj", "r", "holdout", None).val is not s.test
     with pytest.raises(ConfigError, match="inside options"):
         load_splits("taxibj", "r", "standard", {"protocol": "openstl"})
+
+
+def test_options_given_as_command_line_text_become_numbers(monkeypatch):
+    mod, _, calls = _fake_module()
+    monkeypatch.setattr(dm_module, "dataset_module", lambda name: mod)
+    load_splits("taxibj", "r", "standard", {"in_len": "3"})
+    assert calls["in_len"] == 3
+    assert dm_module._from_text("[2010, 2015]") == [2010, 2015]
+    assert dm_module._from_text("0.5") == 0.5
+    for text in ("data/x.nc", "t2m", "yes", "null", "a: b"):
+        assert dm_module._from_text(text) == text  # names and paths stay text

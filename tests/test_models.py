@@ -374,15 +374,10 @@ def test_simvp_svq_learns_motion_and_beats_persistence():
 
 @pytest.mark.slow
 def test_models_documentation_examples_run():
-    """The Python blocks of docs/sections/models.md run, in order, in one namespace."""
-    import pathlib
-    import re
+    """The Python blocks of the README's models chapter run, in order, in one namespace."""
+    from readme import python_blocks, run_blocks
 
-    doc = pathlib.Path(__file__).parents[1] / "docs" / "sections" / "models.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
-    assert len(blocks) >= 3
-    namespace: dict = {}
-    for code in blocks:
-        exec(compile(code, str(doc), "exec"), namespace)
+    assert len(python_blocks("Models: SimVP")) >= 3
+    namespace = run_blocks("Models: SimVP")
     assert namespace["out"].prediction.shape == (1, 12, 1, 32, 64)
     assert namespace["count_parameters"](namespace["model"]) == 12_758_305

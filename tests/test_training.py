@@ -185,6 +185,25 @@ def test_resumable_loader_skip_waits_for_its_epoch():
     assert sorted(torch.cat([b[0] for b in loader]).tolist()) == list(range(12))
 
 
+def test_resumable_loader_passes_the_epoch_to_datasets_that_draw_per_epoch():
+    """Moving MNIST generates fresh training sequences per epoch: they follow the sampler."""
+    from svqcast.data.mmnist import GeneratedSequences
+
+    seen = []
+
+    class PerEpoch(TensorDataset):
+        def set_epoch(self, epoch: int) -> None:
+            seen.append(epoch)
+
+    loader = make_loader(PerEpoch(torch.arange(6).float()), 3, train=True, seed=0)
+    loader.sampler.set_epoch(5)
+    list(loader)
+    loader.load_state_dict({"epoch": 7, "batches": 1})
+    list(loader)
+    assert seen == [5, 7]
+    assert callable(getattr(GeneratedSequences, "set_epoch", None))
+
+
 # ----------------------------------------------------------------------------- schedules
 
 

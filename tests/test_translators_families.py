@@ -5,9 +5,6 @@ latents, drop-path only in training, bf16 autocast, channels_last, parameter cou
 WeatherBench configuration, size errors, and the defining property of each token mixer.
 """
 
-import re
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
@@ -310,14 +307,10 @@ def test_uniformer_uses_attention_between_the_ends(depth, kinds):
 
 # ------------------------------------------------------------------ documentation
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "sections" / "translators.md"
-
 
 @pytest.mark.slow  # builds two WeatherBench-size models (about 25M parameters)
-@pytest.mark.skipif(not DOC.exists(), reason="docs/sections/translators.md not in this checkout")
 def test_documentation_examples_run():
-    blocks = re.findall(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
-    assert blocks, "no python example in the translators section"
-    namespace: dict = {}
-    for code in blocks:
-        exec(compile(code, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
+    from readme import python_blocks, run_blocks
+
+    assert python_blocks("Translators"), "no python example in the README's translators chapter"
+    run_blocks("Translators")  # the examples assert their own shapes

@@ -25,7 +25,7 @@ from svqcast.errors import CheckpointError, ConfigError, SvqcastError
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 USAGE = (
-    "usage: svqcast {fit,validate,test,predict,data,reproduce,demo} ... "
+    "usage: svqcast {fit,validate,test,predict,data,reproduce,bench,demo} ... "
     "(svqcast COMMAND --help for details)"
 )
 
@@ -345,6 +345,12 @@ def reproduce_command(argv: list[str]) -> int:
     return 0
 
 
+def bench_command(argv: list[str]) -> int:
+    from svqcast import bench
+
+    return bench.command(argv)
+
+
 def demo_command(argv: list[str]) -> int:
     from svqcast import demo
 
@@ -399,12 +405,13 @@ def main(argv: list[str] | None = None) -> int:
             "predict": predict_command,
             "data": data_command,
             "reproduce": reproduce_command,
+            "bench": bench_command,
             "demo": demo_command,
         }
         if command not in handlers:
             raise ConfigError(
                 f"unknown command {command!r}; choose one of "
-                "fit, validate, test, predict, data, reproduce, demo"
+                f"{', '.join([*LIGHTNING_COMMANDS, *handlers])}"
             )
         return handlers[command](rest)
     except SvqcastError as exc:

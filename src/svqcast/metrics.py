@@ -94,7 +94,8 @@ def lat_weights(lat: Array | None, height: int, device=None, dtype=torch.float64
     """cos(latitude) weights normalised to mean 1 over the H rows; uniform when lat is None."""
     if lat is None:
         return torch.ones(height, device=device, dtype=dtype)
-    lat = torch.as_tensor(np.asarray(lat, dtype=np.float64), device=device).to(dtype)
+    # np.array copies: lat may be a read-only array, which torch warns about
+    lat = torch.as_tensor(np.array(lat, dtype=np.float64), device=device).to(dtype)
     if lat.shape != (height,):
         raise ConfigError(f"spec.lat has shape {tuple(lat.shape)}, expected ({height},) rows")
     w = torch.cos(torch.deg2rad(lat)).clamp_min(0)

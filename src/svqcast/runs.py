@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +120,12 @@ def write_test_report(
     rows: Mapping[str, Mapping[str, float]],
     quantizer_stats: Mapping[str, float],
     protocol: str = "standard",
+    notes: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """``test_metrics.{json,csv,md}`` (all rows, all keys) and ``quantizer.json``."""
+    """``test_metrics.{json,csv,md}`` (all rows, all keys) and ``quantizer.json``.
+
+    ``notes`` (the metrics' caveats) are written under the table after the protocol note.
+    """
     from svqcast.metrics import write_report
 
     notes = [
@@ -133,6 +137,7 @@ def write_test_report(
         )
         + ")",
         "persistence repeats the last input frame; climatology is the training-split mean",
+        *notes,
     ]
     paths = write_report(rows, Path(run_dir) / REPORT_STEM, summary_columns(rows), notes)
     if quantizer_stats:

@@ -39,7 +39,7 @@ OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "none")
 INTERVALS = ("epoch", "step")
 # what the test report and demo table show, in this order (absent keys are skipped)
-SUMMARY_METRICS = ("mae", "mse", "rmse", "wrmse", "acc", "ssim", "psnr")
+SUMMARY_METRICS = ("mae", "mse", "rmse", "wrmse", "acc", "ssim", "ssim_openstl", "psnr")
 WEIGHT_SAMPLE_SIZE = 200_000  # code weights kept for the SVQ histogram
 
 
@@ -139,6 +139,11 @@ class ResumableLoader(DataLoader):
         sampler.skipped = 0
         self._counted = 0
         self.generator.manual_seed(sampler.seed * 1_000_003 + sampler.epoch)
+        # datasets that draw fresh samples every epoch (Moving MNIST's generated training
+        # sequences) follow the sampler's epoch, so a resumed run sees the same samples
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(sampler.epoch)
         return _Counting(self, super().__iter__())  # the real iterator is created now
 
     def state_dict(self) -> dict[str, int]:
@@ -563,7 +568,9 @@ class ForecastModule(L.LightningModule):
         from svqcast.runs import write_test_report
 
         run_dir = Path(self.trainer.default_root_dir)
-        write_test_report(run_dir, full, stats, protocol=self._protocol())
+        # the metrics' own caveats (no latitudes, LPIPS unavailable, ...), once each
+        notes = list(dict.fromkeys(n for m in self.test_metrics.values() for n in m.notes))
+        write_test_report(run_dir, full, stats, protocol=self._protocol(), notes=notes)
         if not self.hparams.plots:
             return
         from svqcast.runs import write_test_plots

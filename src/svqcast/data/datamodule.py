@@ -28,6 +28,21 @@ from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, choices_error
 
 
+def _from_text(value: Any) -> Any:
+    """An option given as text on the command line (``--data.options.first_year 2010``)
+    becomes the number or list it spells; any other text (paths, names) stays text."""
+    if not isinstance(value, str):
+        return value
+    import yaml
+
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    numeric = isinstance(parsed, (int, float)) and not isinstance(parsed, bool)
+    return parsed if numeric or isinstance(parsed, list) else value
+
+
 def load_splits(
     dataset: str, root: str | Path, protocol: str = "standard", options: dict | None = None
 ) -> Splits:
@@ -41,7 +56,7 @@ def load_splits(
     if protocol not in PROTOCOLS:
         raise choices_error("protocol", protocol, PROTOCOLS)
     module = dataset_module(dataset)
-    options = dict(options or {})
+    options = {key: _from_text(value) for key, value in (options or {}).items()}
     if "protocol" in options:
         raise ConfigError("pass protocol as the data module's argument, not inside options")
     params = list(inspect.signature(module.load).parameters.values())
