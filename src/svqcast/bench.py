@@ -239,8 +239,7 @@ class Budget:
 # The full budget: a small SimVP-gSTA (latent 8 x 16, so 4,096 tokens per step reach the
 # quantizer), 4 -> 4 hourly frames, windows every 3 hours. The library quantizers cost far
 # more per step on a CPU than the whole model (LFQ ~20x, GRVQ ~10x), so they set the size:
-# the main table (13 rows x 3 seeds) should take about 30 minutes on 2 idle CPU cores
-# (about 70 minutes measured-and-extrapolated on a shared machine; see STEP_SECONDS).
+# the main table (13 rows x 3 seeds) took about 45 minutes on 2 idle CPU cores (15 per seed)
 BUDGETS: dict[str, Budget] = {
     "full": Budget(
         name="full",
