@@ -33,8 +33,10 @@ def test_demo_verdicts_follow_the_numbers(svq_mae, plain_mae):
     }
     text = format_demo(rows, {"SimVP+SVQ": "runs/a"}, {})
     assert "beats persistence" in text
+    assert "On RMSE, SimVP+SVQ is 6.2% lower than SimVP without a quantizer." in text
     if abs(1 - svq_mae / plain_mae) < 0.02:
         assert "tied" in text and "lower MAE than" not in text
+        assert "SVQ's is 0.8% lower" in text
     elif svq_mae < plain_mae:
         assert "lower MAE than SimVP without a quantizer" in text and "NOT" not in text
     else:

@@ -124,9 +124,11 @@ def format_demo(
     if svq and plain:
         diff = 100 * (1 - svq["mae"] / plain["mae"])
         if abs(diff) < TIE_PERCENT:
+            side = "lower" if diff > 0 else "higher"
             lines.append(
-                f"SimVP+SVQ and SimVP without a quantizer are tied at this budget: MAE within "
-                f"{TIE_PERCENT:.0f}% ({diff:+.1f}% for SVQ; one seed, within run-to-run noise)."
+                f"SimVP+SVQ and SimVP without a quantizer are tied on MAE at this budget: "
+                f"SVQ's is {abs(diff):.1f}% {side}, within {TIE_PERCENT:.0f}% (one seed, "
+                "within run-to-run noise)."
             )
         elif diff > 0:
             lines.append(
@@ -138,6 +140,12 @@ def format_demo(
                 f"SimVP+SVQ does NOT beat SimVP without a quantizer here: its MAE is "
                 f"{-diff:.1f}% higher at this budget (one seed, a few minutes of CPU training)."
             )
+    if svq and plain and "rmse" in svq and "rmse" in plain:
+        change = 100 * (svq["rmse"] / plain["rmse"] - 1)
+        lines.append(
+            f"On RMSE, SimVP+SVQ is {abs(change):.1f}% {'higher' if change > 0 else 'lower'} "
+            "than SimVP without a quantizer."
+        )
     for label, folder in run_dirs.items():
         took = f" ({seconds[label]:.0f} s)" if label in seconds else ""
         lines.append(f"{label}: run folder {folder}{took} (plots/, test_metrics.md)")
