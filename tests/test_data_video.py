@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from svqcast.data import dataset_module, kitticaltech, kth, mmnist, moving_digits, taxibj
+from svqcast.data import dataset_module, kitticaltech, kth, mmnist, moving_digits, taxibj, video
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
 VIDEO = ("taxibj", "mmnist", "moving_digits", "kth", "kitticaltech", "human")
@@ -290,16 +290,16 @@ def test_mmnist_wrong_test_dtype(tmp_path):
 def test_window_mean_averages_every_input_and_target_frame(tmp_path):
     write_mmnist(tmp_path)
     s = mmnist.load("mmnist", tmp_path, in_len=3, out_len=2, protocol="openstl", train_size=6)
-    clim = mmnist.window_mean(s.test, [0, 3])
+    clim = video.window_mean(s.test, [0, 3])
     frames = np.concatenate([np.concatenate([x, y]) for x, y in (s.test[0], s.test[3])])
     close(clim.mean, frames.mean(axis=0, keepdims=True))
     with pytest.raises(DataError):
-        mmnist.window_mean(s.test, [])
+        video.window_mean(s.test, [])
 
 
 @pytest.mark.parametrize("n, k", [(5, 10), (100, 7), (10, 10), (3, 1)])
 def test_spread_picks_evenly_spaced_indices(n, k):
-    idx = mmnist.spread(n, k)
+    idx = video.spread(n, k)
     assert len(idx) == min(n, k) and idx[0] == 0 and len(set(idx)) == len(idx)
     assert idx.max() < n and (k == 1 or idx[-1] == n - 1)
 

@@ -32,10 +32,9 @@ class KillAt(L.Callback):
             raise Killed(f"killed at step {self.step}")
 
 
-def run(tmp_path, *, kill_at=None, ckpt_path=None, every=3, epochs=3):
-    torch.manual_seed(1234)  # the same start for every run
-    data = TinyData(n_train=20, n_val=4, batch_size=4, seed=7)  # 5 steps per epoch
-    module = ForecastModule(
+def make_module() -> ForecastModule:
+    """SVQ, noise, drop-path and a per-step schedule: every source of randomness and state."""
+    return ForecastModule(
         **TINY,
         quantizer="svq",
         quantizer_options={"codebook_size": 32},
@@ -47,6 +46,12 @@ def run(tmp_path, *, kill_at=None, ckpt_path=None, every=3, epochs=3):
         warmup_epochs=1,
         plots=False,
     )
+
+
+def run(tmp_path, *, kill_at=None, ckpt_path=None, every=3, epochs=3):
+    torch.manual_seed(1234)  # the same start for every run
+    data = TinyData(n_train=20, n_val=4, batch_size=4, seed=7)  # 5 steps per epoch
+    module = make_module()
     callbacks = [ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=every)]
     if kill_at is not None:
         callbacks.append(KillAt(kill_at))
@@ -93,18 +98,7 @@ def test_resume_without_kill_changes_nothing_else(tmp_path):
     ref, _ = run(tmp_path / "a", epochs=1)
     torch.manual_seed(1234)
     data = TinyData(n_train=20, n_val=4, batch_size=4, seed=8)
-    other = ForecastModule(
-        **TINY,
-        quantizer="svq",
-        quantizer_options={"codebook_size": 32},
-        noise=0.2,
-        drop_path=0.1,
-        lr=3e-3,
-        scheduler="cosine",
-        scheduler_interval="step",
-        warmup_epochs=1,
-        plots=False,
-    )
+    other = make_module()
     trainer(tmp_path / "b", max_epochs=1).fit(other, data)
     a, b = weights(ref), weights(other)
     assert any(not torch.equal(a[k], b[k]) for k in a)

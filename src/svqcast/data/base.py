@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from svqcast.data.spec import DataSpec
+from svqcast.errors import choices_error
 
 #: Evaluation protocols every loader accepts: "standard" keeps a real validation split held
 #: out from training; "openstl" validates on the test split, as OpenSTL and the published
@@ -73,3 +74,12 @@ class Splits:
     test: ForecastDataset
     spec: DataSpec
     climatology: Climatology
+
+
+def check_protocol(protocol: str) -> str:
+    """The canonical protocol name: ``standard`` (alias ``holdout``) keeps a real validation
+    split; ``openstl`` validates on the test set."""
+    canonical = PROTOCOL_ALIASES.get(protocol, protocol)
+    if canonical not in PROTOCOLS:
+        raise choices_error("protocol", protocol, PROTOCOLS)
+    return canonical

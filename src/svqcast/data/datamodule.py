@@ -23,6 +23,7 @@ from svqcast.data.base import (
     Climatology,
     Splits,
     WithClimatology,
+    check_protocol,
 )
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, choices_error
@@ -52,9 +53,7 @@ def load_splits(
     published tables do); loaders that accept a ``protocol`` option apply it themselves
     (so that, e.g., data they would hold out for validation goes back into training).
     """
-    protocol = PROTOCOL_ALIASES.get(protocol, protocol)
-    if protocol not in PROTOCOLS:
-        raise choices_error("protocol", protocol, PROTOCOLS)
+    protocol = check_protocol(protocol)
     module = dataset_module(dataset)
     options = {key: _from_text(value) for key, value in (options or {}).items()}
     if "protocol" in options:

@@ -23,15 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svqcast.data.base import ForecastDataset, Splits
-from svqcast.data.mmnist import (
-    check_lengths,
-    check_protocol,
-    held_out_count,
-    spread,
-    video_spec,
-    window_mean,
-)
+from svqcast.data.base import ForecastDataset, Splits, check_protocol
+from svqcast.data.video import check_lengths, held_out_count, spread, video_spec, window_mean
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
 FOLDER = "human"

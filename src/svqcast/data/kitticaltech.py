@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svqcast.data.base import Climatology, ForecastDataset, Splits
-from svqcast.data.mmnist import check_lengths, check_protocol, video_spec
+from svqcast.data.base import Climatology, ForecastDataset, Splits, check_protocol
+from svqcast.data.video import check_lengths, video_spec
 from svqcast.data.windows import tail_split
 from svqcast.errors import DataError, DataNotFoundError
 

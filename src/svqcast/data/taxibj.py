@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from svqcast.data.base import Climatology, Splits
-from svqcast.data.mmnist import check_lengths, check_protocol, held_out_count, video_spec
+from svqcast.data.base import Climatology, Splits, check_protocol
 from svqcast.data.spec import Normalizer
+from svqcast.data.video import check_lengths, held_out_count, video_spec
 from svqcast.data.windows import SampleWindows
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
