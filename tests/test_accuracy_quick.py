@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -197,3 +198,37 @@ def test_command_needs_the_benchmark_name():
     with pytest.raises(ConfigError, match="choose one of accuracy"):
         bench.command(["speed"])
     assert bench.command(["accuracy", "--list"]) == 0
+
+
+def test_each_group_runs_on_its_own_budget_and_the_json_says_which(tmp_path, monkeypatch):
+    """``long`` trains ten times the steps of ``full`` on the same model and data; a run
+    of both groups hands each its budget and records both in the JSON."""
+    full, long = bench.BUDGETS["full"], bench.BUDGETS["long"]
+    assert long.steps == 10 * full.steps
+    assert dataclasses.replace(long, name="full", steps=full.steps) == full
+    assert long.fingerprint() != full.fingerprint()  # runs of one never resume the other
+    seen = {}
+
+    def fake_run_group(name, budget, **kwargs):
+        seen[name] = budget.name
+        return {row: [] for row in bench.GROUPS[name].rows}
+
+    monkeypatch.setattr(bench, "run_group", fake_run_group)
+    md = bench.run_benchmark(["digits", "long"], out_dir=tmp_path, log=lambda m: None)
+    assert seen == {"digits": "full", "long": "long"}
+    meta = json.loads((tmp_path / "accuracy.json").read_text())["meta"]
+    assert meta["group_budgets"] == seen
+    assert set(meta["fingerprints"]) == {"full", "long"}
+    assert "budget long: 2000 Adam steps" in md.read_text()
+    bench.run_benchmark(["long"], quick=True, out_dir=tmp_path, log=lambda m: None)
+    assert seen["long"] == "quick"  # --quick shrinks every group, long included
+
+
+def test_relu_placement_rows_cover_the_papers_four_combinations():
+    table = bench.variants()
+    rows = [r for r in bench.GROUPS["ablations"].rows if table[r].quantizer == "svq"]
+    placements = {
+        (table[r].options.get("hid_relu", True), table[r].options.get("out_relu", False))
+        for r in rows
+    }
+    assert {(True, False), (False, False), (False, True), (True, True)} <= placements

@@ -360,13 +360,7 @@ def test_copy_of_module_is_independent():
 
 @pytest.mark.slow
 def test_bench_svq_quick(capsys):
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_svq.py"
-    spec = importlib.util.spec_from_file_location("bench_svq", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _load_benchmark("bench_svq")
     argv = ["--quick", "--inprocess", "--only", "svq,mlp", "--threads", "1", "--reps", "1"]
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
@@ -433,3 +427,27 @@ def test_readme_svq_examples_run():
     namespace = run_blocks("SVQ: sparse soft vector quantization")
     assert namespace["out"].quantized.shape == namespace["z"].shape
     assert namespace["out"].loss.item() == 0.0
+
+
+def _load_benchmark(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_first_adam_step_moves_svq_output_in_proportion_to_k():
+    """The diagnostic behind the accuracy benchmark's reading: one Adam step at lr 5e-3
+    moves a fresh SVQ's output by far more than the codes-free MLP's, growing with K, and
+    freezing the MLP removes most of it (the effective last weight W2^T M sums K codes)."""
+    scale = _load_benchmark("svq_update_scale")
+    mlp = scale.update_scale("mlp", {"middim": 128}, steps=1)[1]
+    svq = {k: scale.update_scale("svq", {"codebook_size": k}, steps=1)[1] for k in (256, 4096)}
+    frozen = scale.update_scale("svq", {"codebook_size": 4096, "freeze_mlp": True}, steps=1)[1]
+    assert mlp < 1.0
+    assert 10 * mlp < svq[256] < svq[4096] / 4  # ~linear in K
+    assert frozen < svq[4096] / 10

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,10 @@ def _build_variants() -> dict[str, Variant]:
     }
     for k in (256, 1024, 4096):
         v[f"svq_k{k}"] = Variant(f"SVQ K {k}", "svq", {"codebook_size": k})
+    # the paper's four ReLU placements (default: ReLU after the hidden layer only)
+    for name, hid, out in (("none", False, False), ("out", False, True), ("both", True, True)):
+        label = {"none": "no ReLU", "out": "ReLU on the weights only", "both": "both ReLUs"}[name]
+        v[f"svq_relu_{name}"] = Variant(f"SVQ, {label}", "svq", _svq(hid_relu=hid, out_relu=out))
     for init in ("kaiming", "xavier", "sparse", "trunc", "orthogonal"):
         v[f"svq_init_{init}"] = Variant(f"SVQ init {init}", "svq", _svq(init=init))
     for p in (0.1, 0.3, 0.5):
@@ -126,6 +130,7 @@ class Group:
     quick_rows: tuple[str, ...]
     metrics: tuple[str, ...]
     title: str
+    budget: str = "full"  # the key of BUDGETS its runs use (--quick: always "quick")
 
 
 WEATHER_METRICS = ("mae", "rmse", "wrmse")
@@ -169,6 +174,9 @@ GROUPS: dict[str, Group] = {
             "svq_init_sparse",
             "svq_init_trunc",
             "svq_init_orthogonal",
+            "svq_relu_none",
+            "svq_relu_out",
+            "svq_relu_both",
             "svq_post",
             "none_noise0.1",
             "svq_noise0.1",
@@ -198,6 +206,14 @@ GROUPS: dict[str, Group] = {
         ("none", "svq"),
         ("mae", "mse", "ssim"),
         "Moving digits (Moving MNIST from embedded digits)",
+    ),
+    "long": Group(
+        "weather",
+        ("none", "svq", "svq_frozen", "mlp", "vq"),
+        ("none", "svq"),
+        WEATHER_METRICS,
+        "Ten times the budget (2,000 steps): does the SVQ gap close with training?",
+        budget="long",
     ),
 }
 
@@ -278,6 +294,10 @@ BUDGETS: dict[str, Budget] = {
         timed_skip=1,
     ),
 }
+
+# The same model and data trained ten times longer (same cosine schedule, stretched): a
+# check of whether the short budget's ranking holds once the models have trained more.
+BUDGETS["long"] = replace(BUDGETS["full"], name="long", steps=2000)
 
 # Seconds per training step at 4,096 quantizer tokens per step (the full weather budget),
 # measured with ONE torch thread on this project's 2-core machine while other jobs kept it
@@ -897,19 +917,21 @@ def run_benchmark(
             f"unknown benchmark group(s) {', '.join(unknown)}; choose from "
             f"{', '.join(GROUPS)} or all"
         )
-    budget = BUDGETS["quick" if quick else "full"]
-    seeds = tuple(budget.seeds if seeds is None else seeds)
+    budgets = {name: BUDGETS["quick" if quick else GROUPS[name].budget] for name in groups}
+    seeds = tuple(BUDGETS["quick" if quick else "full"].seeds if seeds is None else seeds)
     if not seeds:
         raise ConfigError("--seeds needs at least one seed")
     out_dir, data_root = Path(out_dir), Path(data_root)
     if quick and threads is None:
         threads = 1  # tiny tensors: a second thread only adds synchronisation (and load)
-    log(describe_budget(budget))
+    used = {b.name: b for b in budgets.values()}  # each budget described once, in group order
+    for budget in used.values():
+        log(describe_budget(budget))
     tables, raw = [], {}
     for name in groups:
         records = run_group(
             name,
-            budget,
+            budgets[name],
             out_dir=out_dir,
             data_root=data_root,
             quick=quick,
@@ -920,23 +942,23 @@ def run_benchmark(
         )
         raw[name] = records
         group = GROUPS[name]
-        tables.append(f"### {group.title}\n\n{markdown_table(group, records)}\n")
+        note = "" if budgets[name].name == "full" or quick else f" (budget {budgets[name].name})"
+        tables.append(f"### {group.title}{note}\n\n{markdown_table(group, records)}\n")
         log("\n" + tables[-1])
     suffix = "_quick" if quick else ""
     stem = out_dir / f"accuracy{suffix}"
     meta = {
-        "budget": asdict(budget),
-        "fingerprint": budget.fingerprint(),
+        "budgets": {b.name: asdict(b) for b in used.values()},
+        "fingerprints": {b.name: b.fingerprint() for b in used.values()},
+        "group_budgets": {name: b.name for name, b in budgets.items()},
         "seeds": list(seeds),
         "machine": machine_description(threads),
     }
     _atomic_json(stem.with_suffix(".json"), {"meta": meta, "groups": raw})
     from svqcast.runs import atomic_write_text
 
-    text = (
-        f"{describe_budget(budget)}; seeds {list(seeds)}\n\nmachine: {meta['machine']}\n\n"
-        + "\n".join(tables)
-    )
+    described = "\n\n".join(describe_budget(b) for b in used.values())
+    text = f"{described}\n\nseeds {list(seeds)}; machine: {meta['machine']}\n\n" + "\n".join(tables)
     md = stem.with_suffix(".md")
     atomic_write_text(md, text)
     log(f"wrote {md} and {stem.with_suffix('.json')}")
