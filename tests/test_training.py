@@ -246,6 +246,28 @@ def test_schedules_step_as_configured(tmp_path, scheduler, interval):
         assert lrs[0] < max(lrs) and lrs[-1] < max(lrs)
 
 
+@pytest.mark.slow
+def test_step_warmup_counts_loader_epochs_when_max_steps_ends_the_fit(tmp_path):
+    """With only max_steps, ``warmup_epochs=1`` warms up over one epoch of the train loader
+    (2 steps here), not over the whole fit (6 steps)."""
+    data = TinyData(n_train=8, batch_size=4)  # 2 steps per epoch
+    module = ForecastModule(
+        **TINY, lr=1e-2, scheduler="cosine", scheduler_interval="step", warmup_epochs=1
+    )
+    lrs = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer(tmp_path, max_epochs=None, max_steps=6, callbacks=[Record()], limit_val_batches=0).fit(module, data)
+    assert len(lrs) == 6
+    assert lrs[0] == pytest.approx(1e-5)
+    assert lrs[1] == pytest.approx((1e-5 + 1e-2) / 2)
+    assert lrs[2] == pytest.approx(1e-2)  # warm-up over after one epoch, cosine from here
+    assert lrs[3] < lrs[2]
+
+
 # ----------------------------------------------------------------------------- module
 
 

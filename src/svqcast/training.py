@@ -600,15 +600,15 @@ class ForecastModule(L.LightningModule):
         if h.scheduler == "none":
             return opt
         if h.scheduler == "onecycle":
-            total = self._total_steps()
+            total = self._schedule_steps()[1]
             sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h.lr, total_steps=total)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if h.scheduler_interval == "epoch":
             total = float(self.trainer.max_epochs if self.trainer.max_epochs > 0 else 1)
             warmup = float(h.warmup_epochs)
         else:
-            total = float(self._total_steps())
-            per_epoch = total / max(self.trainer.max_epochs or 1, 1)
+            per_epoch, total = self._schedule_steps()
+            # warm-up counts epochs of the train loader, also when max_steps ends the fit
             warmup = float(h.warmup_epochs) * per_epoch
 
         def factor(t: int) -> float:
@@ -620,8 +620,8 @@ class ForecastModule(L.LightningModule):
             "lr_scheduler": {"scheduler": sched, "interval": h.scheduler_interval},
         }
 
-    def _total_steps(self) -> int:
-        """Optimiser steps of the whole fit, for per-step schedules.
+    def _schedule_steps(self) -> tuple[int, int]:
+        """(optimiser steps per epoch, optimiser steps of the whole fit), for per-step schedules.
 
         Not ``trainer.estimated_stepping_batches``: that sets up the fit loop's train loader
         before a checkpoint is restored, so the loader's mid-epoch state would never be
@@ -643,7 +643,7 @@ class ForecastModule(L.LightningModule):
             total = t.max_steps if total is None else min(total, t.max_steps)
         if total is None:
             raise ConfigError("per-step schedules need trainer.max_epochs or trainer.max_steps")
-        return int(total)
+        return per_epoch, int(total)
 
     # ---- checkpoints: RNG states, compatibility checks
 
