@@ -54,7 +54,12 @@ def test_main_table_has_the_thirteen_rows_of_the_issue():
 
 @pytest.mark.parametrize(
     ("row", "reference"),
-    [("svq", "none"), ("svq_mse", "none_mse"), ("svq_noise0.3", "none_noise0.3")],
+    [
+        ("svq", "none"),
+        ("svq_mse", "none_mse"),
+        ("svq_noise0.3", "none_noise0.3"),
+        ("svq_warmup", "none_warmup"),
+    ],
 )
 def test_ratio_reference_matches_loss_and_noise(row, reference):
     rows = bench.GROUPS["main"].rows + bench.GROUPS["ablations"].rows
@@ -91,6 +96,15 @@ def test_markdown_table_mean_std_and_ratio_are_computed_over_seeds():
     assert "| persistence |" in text
 
 
+def test_warmup_steps_become_epochs_of_the_train_loader():
+    class DM:
+        def train_dataloader(self):
+            return range(400)  # 400 batches an epoch
+
+    assert bench._warmup_epochs(20, DM()) == pytest.approx(0.05)
+    assert bench._warmup_epochs(0, object()) == 0.0  # no loader built without a warm-up
+
+
 def test_noisy_inputs_are_fixed_per_sample_and_leave_targets_alone():
     class Data:
         def __len__(self):
@@ -118,6 +132,25 @@ def test_bad_group_and_seeds_are_user_errors(capsys):
     assert bench.main(["--group", "nope", "--quick"]) == 2
     assert bench.main(["--seeds", "a,b", "--quick"]) == 2
     assert "svqcast: error:" in capsys.readouterr().err
+
+
+def test_rows_option_keeps_only_the_named_rows_and_rejects_unknown_ones(tmp_path, monkeypatch):
+    """``--rows lfq`` runs that row of the group alone (e.g. to add seeds to one row)."""
+    assert bench.plan("main", quick=False, only=["lfq", "none"]) == ["none", "lfq"]
+    assert bench.plan("main", quick=True, only=["lfq"]) == []  # not a quick row
+    planned = {}
+
+    def fake_execute(task, isolate=True):
+        planned.setdefault(task.variant, []).append(task.seed)
+        raise RuntimeError("not run in this test")
+
+    monkeypatch.setattr(bench, "execute", fake_execute)
+    monkeypatch.setattr(bench, "_prepare_data", lambda *a: None)
+    bench.run_benchmark(["main"], rows=["lfq"], seeds=[1, 2], out_dir=tmp_path, log=lambda m: None)
+    assert planned == {"lfq": [1, 2]}
+    with pytest.raises(ConfigError, match="--rows svq_k256: not a row of group"):
+        bench.run_benchmark(["main"], rows=["svq_k256"], out_dir=tmp_path)
+    assert bench.main(["--group", "main", "--rows", "nope", "--quick"]) == 2
 
 
 def test_budget_fingerprint_changes_with_the_budget():

@@ -260,7 +260,9 @@ def test_step_warmup_counts_loader_epochs_when_max_steps_ends_the_fit(tmp_path):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer(tmp_path, max_epochs=None, max_steps=6, callbacks=[Record()], limit_val_batches=0).fit(module, data)
+    trainer(tmp_path, max_epochs=None, max_steps=6, callbacks=[Record()], limit_val_batches=0).fit(
+        module, data
+    )
     assert len(lrs) == 6
     assert lrs[0] == pytest.approx(1e-5)
     assert lrs[1] == pytest.approx((1e-5 + 1e-2) / 2)

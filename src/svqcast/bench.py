@@ -44,6 +44,8 @@ class Variant:
     multiplied by U(-2, 2), training only); ``obs_noise`` is Gaussian observation noise of
     that standard deviation (in normalised units, i.e. a fraction of the field's std) added
     to the INPUTS of every split, training and test alike (targets stay clean).
+    ``warmup_steps`` is a linear learning-rate warm-up (from 1e-5) over that many of the
+    budget's steps before the cosine decay; the budget's runs have none.
     """
 
     label: str
@@ -53,11 +55,13 @@ class Variant:
     position: str = "pre"
     noise: float = 0.0
     obs_noise: float = 0.0
+    warmup_steps: int = 0
 
     @property
-    def condition(self) -> tuple[str, float, float]:
-        """What a row is compared against: the no-quantizer row with the same loss and noise."""
-        return (self.loss, self.noise, self.obs_noise)
+    def condition(self) -> tuple[str, float, float, int]:
+        """What a row is compared against: the no-quantizer row with the same loss, noise and
+        warm-up."""
+        return (self.loss, self.noise, self.obs_noise, self.warmup_steps)
 
 
 SVQ_K = 10_000  # the paper's codebook size for weather (REFERENCE.md section 1)
@@ -104,6 +108,10 @@ def _build_variants() -> dict[str, Variant]:
     for name, hid, out in (("none", False, False), ("out", False, True), ("both", True, True)):
         label = {"none": "no ReLU", "out": "ReLU on the weights only", "both": "both ReLUs"}[name]
         v[f"svq_relu_{name}"] = Variant(f"SVQ, {label}", "svq", _svq(hid_relu=hid, out_relu=out))
+    # SVQ's first Adam steps move its output by far more than the MLP's
+    # (benchmarks/svq_update_scale.py): does a short warm-up (10% of the budget) remove the gap?
+    v["none_warmup"] = Variant("no quantizer, 20 warm-up steps", warmup_steps=20)
+    v["svq_warmup"] = Variant("SVQ, 20 warm-up steps", "svq", _svq(), warmup_steps=20)
     for init in ("kaiming", "xavier", "sparse", "trunc", "orthogonal"):
         v[f"svq_init_{init}"] = Variant(f"SVQ init {init}", "svq", _svq(init=init))
     for p in (0.1, 0.3, 0.5):
@@ -178,6 +186,8 @@ GROUPS: dict[str, Group] = {
             "svq_relu_out",
             "svq_relu_both",
             "svq_post",
+            "none_warmup",
+            "svq_warmup",
             "none_noise0.1",
             "svq_noise0.1",
             "none_noise0.3",
@@ -437,6 +447,12 @@ def _no_diagnostics():
     return NoQuantizerDiagnostics()
 
 
+def _warmup_epochs(steps: int, dm: Any) -> float:
+    """``steps`` in epochs of ``dm``'s train loader, the unit the engine's warm-up counts in.
+    (No loader is built for no warm-up, so those runs do exactly what they always did.)"""
+    return steps / len(dm.train_dataloader()) if steps else 0.0
+
+
 def run_task(task: Task) -> dict[str, Any]:
     """Train and test one variant with the engine; return the result record."""
     import lightning as L
@@ -480,7 +496,7 @@ def run_task(task: Task) -> dict[str, Any]:
         channels_last=budget.channels_last,
         scheduler="cosine",
         scheduler_interval="step",
-        warmup_epochs=0.0,
+        warmup_epochs=_warmup_epochs(variant.warmup_steps, dm),
         plots=False,
     )
     run_dir = Path(task.out_dir) / "runs" / task.budget / task.key
@@ -514,6 +530,7 @@ def run_task(task: Task) -> dict[str, Any]:
         "position": variant.position,
         "noise": variant.noise,
         "obs_noise": variant.obs_noise,
+        "warmup_steps": variant.warmup_steps,
         "threads": torch.get_num_threads(),
     }
     try:
@@ -751,10 +768,11 @@ def markdown_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) ->
 # --------------------------------------------------------------------------- driver
 
 
-def plan(group_name: str, quick: bool) -> list[str]:
-    """The rows a group runs: all of them, or its quick subset."""
+def plan(group_name: str, quick: bool, only: Sequence[str] | None = None) -> list[str]:
+    """The rows a group runs: all of them, or its quick subset; ``only`` keeps those named."""
     group = GROUPS[group_name]
-    return list(group.quick_rows if quick else group.rows)
+    rows = list(group.quick_rows if quick else group.rows)
+    return rows if only is None else [row for row in rows if row in only]
 
 
 def tokens_per_step(budget: Budget, dataset_key: str) -> int:
@@ -806,11 +824,13 @@ def run_group(
     seeds: Sequence[int],
     threads: int | None,
     isolate: bool,
+    only: Sequence[str] | None = None,
     log=print,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Run (or resume) every run of one group; return records by row name."""
+    """Run (or resume) every run of one group (or its rows in ``only``); return records by
+    row name."""
     group = GROUPS[group_name]
-    rows = plan(group_name, quick)
+    rows = plan(group_name, quick, only)
     tasks = [
         Task(
             variant=row,
@@ -907,16 +927,26 @@ def run_benchmark(
     seeds: Sequence[int] | None = None,
     threads: int | None = None,
     isolate: bool = True,
+    rows: Sequence[str] | None = None,
     log=print,
 ) -> Path:
-    """Run the groups, write ``accuracy.json`` and ``accuracy.md`` into ``out_dir``; return
-    the Markdown path. Finished runs are reused (resume)."""
+    """Run the groups (only their ``rows``, if given), write ``accuracy.json`` and
+    ``accuracy.md`` into ``out_dir``; return the Markdown path. Finished runs are reused
+    (resume)."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ConfigError(
             f"unknown benchmark group(s) {', '.join(unknown)}; choose from "
             f"{', '.join(GROUPS)} or all"
         )
+    if rows is not None:
+        known = {row for name in groups for row in GROUPS[name].rows}
+        missing = [row for row in rows if row not in known]
+        if missing or not rows:
+            raise ConfigError(
+                f"--rows {','.join(missing) or '(empty)'}: not a row of group(s) "
+                f"{', '.join(groups)}; see the rows with --list"
+            )
     budgets = {name: BUDGETS["quick" if quick else GROUPS[name].budget] for name in groups}
     seeds = tuple(BUDGETS["quick" if quick else "full"].seeds if seeds is None else seeds)
     if not seeds:
@@ -938,6 +968,7 @@ def run_benchmark(
             seeds=seeds,
             threads=threads,
             isolate=isolate,
+            only=rows,
             log=log,
         )
         raw[name] = records
@@ -1000,6 +1031,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-root", default="data", help="data root (default data)")
     parser.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2)")
     parser.add_argument(
+        "--rows",
+        default=None,
+        help="comma-separated rows of the group(s) to run (default: all; see --list)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -1051,6 +1087,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=seeds,
             threads=args.threads,
             isolate=not args.no_isolate,
+            rows=None if args.rows is None else [r for r in args.rows.split(",") if r],
             log=lambda msg: print(msg, flush=True),
         )
     except SvqcastError as exc:
