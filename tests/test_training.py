@@ -217,11 +217,8 @@ def test_cosine_factor_warmup_and_floor():
     assert all(a >= b for a, b in zip(vals, vals[1:]))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "scheduler,interval", [("cosine", "epoch"), ("cosine", "step"), ("onecycle", "epoch")]
-)
-def test_schedules_step_as_configured(tmp_path, scheduler, interval):
+def _learning_rates(tmp_path, scheduler: str, interval: str, **stop) -> list[float]:
+    """The lr of every training step of a tiny fit (2 steps an epoch, one warm-up epoch)."""
     data = TinyData(n_train=8, batch_size=4)  # 2 steps per epoch
     module = ForecastModule(
         **TINY, lr=1e-2, scheduler=scheduler, scheduler_interval=interval, warmup_epochs=1
@@ -232,7 +229,16 @@ def test_schedules_step_as_configured(tmp_path, scheduler, interval):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer(tmp_path, max_epochs=3, callbacks=[Record()], limit_val_batches=0).fit(module, data)
+    trainer(tmp_path, callbacks=[Record()], limit_val_batches=0, **stop).fit(module, data)
+    return lrs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "scheduler,interval", [("cosine", "epoch"), ("cosine", "step"), ("onecycle", "epoch")]
+)
+def test_schedules_step_as_configured(tmp_path, scheduler, interval):
+    lrs = _learning_rates(tmp_path, scheduler, interval, max_epochs=3)
     assert len(lrs) == 6
     if scheduler == "cosine" and interval == "epoch":
         assert lrs[0] == lrs[1] == pytest.approx(1e-5)  # constant within an epoch
@@ -250,19 +256,7 @@ def test_schedules_step_as_configured(tmp_path, scheduler, interval):
 def test_step_warmup_counts_loader_epochs_when_max_steps_ends_the_fit(tmp_path):
     """With only max_steps, ``warmup_epochs=1`` warms up over one epoch of the train loader
     (2 steps here), not over the whole fit (6 steps)."""
-    data = TinyData(n_train=8, batch_size=4)  # 2 steps per epoch
-    module = ForecastModule(
-        **TINY, lr=1e-2, scheduler="cosine", scheduler_interval="step", warmup_epochs=1
-    )
-    lrs = []
-
-    class Record(L.Callback):
-        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
-
-    trainer(tmp_path, max_epochs=None, max_steps=6, callbacks=[Record()], limit_val_batches=0).fit(
-        module, data
-    )
+    lrs = _learning_rates(tmp_path, "cosine", "step", max_epochs=None, max_steps=6)
     assert len(lrs) == 6
     assert lrs[0] == pytest.approx(1e-5)
     assert lrs[1] == pytest.approx((1e-5 + 1e-2) / 2)
