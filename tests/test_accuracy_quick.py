@@ -153,6 +153,32 @@ def test_rows_option_keeps_only_the_named_rows_and_rejects_unknown_ones(tmp_path
     assert bench.main(["--group", "main", "--rows", "nope", "--quick"]) == 2
 
 
+def test_report_trains_nothing_and_tables_the_saved_runs(tmp_path, monkeypatch):
+    """``--report`` writes the tables from the saved records and names the missing runs."""
+
+    def no_execute(task, isolate=True):
+        raise AssertionError("--report must not train")
+
+    monkeypatch.setattr(bench, "execute", no_execute)
+    monkeypatch.setattr(bench, "_prepare_data", no_execute)
+    fingerprint = bench.BUDGETS["full"].fingerprint()
+    for variant, seed, mae in (("none", 0, 1.0), ("none", 1, 3.0), ("svq", 0, 1.5)):
+        task = bench.Task(variant, seed, "weather", "full", str(tmp_path), str(tmp_path))
+        record = {**_record(variant, seed, mae), "fingerprint": fingerprint}
+        bench._atomic_json(task.result_path(), record)
+    lines = []
+    md = bench.run_benchmark(
+        ["main"], seeds=[0, 1], out_dir=tmp_path, report=True, log=lines.append
+    )
+    text = md.read_text()
+    assert "| no quantizer (SimVP) | 2 ± 1.4 |" in text
+    assert "| 0.750 / 0.750 / 0.750 |" in text  # SVQ 1.5 against the mean 2.0
+    assert "| 1 |" in text  # SVQ: its one saved seed
+    missing = next(ln for ln in lines if "not run (--report)" in ln)
+    assert "weather-svq-seed1" in missing and "weather-lfq-seed0" in missing
+    assert "weather-none-seed0" not in missing
+
+
 def test_budget_fingerprint_changes_with_the_budget():
     import dataclasses
 

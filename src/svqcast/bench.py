@@ -825,10 +825,11 @@ def run_group(
     threads: int | None,
     isolate: bool,
     only: Sequence[str] | None = None,
+    report: bool = False,
     log=print,
 ) -> dict[str, list[dict[str, Any]]]:
     """Run (or resume) every run of one group (or its rows in ``only``); return records by
-    row name."""
+    row name. With ``report`` nothing is trained: the saved records alone are returned."""
     group = GROUPS[group_name]
     rows = plan(group_name, quick, only)
     tasks = [
@@ -858,6 +859,10 @@ def run_group(
         f"{len(tasks) - len(pending)} already done; estimated "
         f"{_fmt_duration(estimate_seconds(pending, done))} for the rest"
     )
+    if report:
+        if pending:
+            log(f"   not run (--report): {', '.join(task.key for task in pending)}")
+        return {row: recs for row, recs in records.items() if recs}
     _prepare_data(budget.data[group.dataset], data_root)
     failures = []
     for i, task in enumerate(pending, 1):
@@ -928,11 +933,12 @@ def run_benchmark(
     threads: int | None = None,
     isolate: bool = True,
     rows: Sequence[str] | None = None,
+    report: bool = False,
     log=print,
 ) -> Path:
     """Run the groups (only their ``rows``, if given), write ``accuracy.json`` and
     ``accuracy.md`` into ``out_dir``; return the Markdown path. Finished runs are reused
-    (resume)."""
+    (resume); with ``report`` nothing is trained and the tables show the saved runs."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ConfigError(
@@ -969,6 +975,7 @@ def run_benchmark(
             threads=threads,
             isolate=isolate,
             only=rows,
+            report=report,
             log=log,
         )
         raw[name] = records
@@ -1046,6 +1053,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run in this process (faster start; no per-run peak memory)",
     )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: write the tables from the runs already saved under --out",
+    )
     parser.add_argument("--list", action="store_true", help="list the groups and rows, then exit")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser
@@ -1088,6 +1100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             threads=args.threads,
             isolate=not args.no_isolate,
             rows=None if args.rows is None else [r for r in args.rows.split(",") if r],
+            report=args.report,
             log=lambda msg: print(msg, flush=True),
         )
     except SvqcastError as exc:
