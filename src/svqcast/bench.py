@@ -853,16 +853,17 @@ def run_group(
             records[task.variant].append(saved)
         else:
             pending.append(task)
-    done = _saved_records(out_dir, budget.name)
-    log(
+    head = (
         f"== group {group_name}: {len(rows)} rows x {len(seeds)} seed(s) = {len(tasks)} runs, "
-        f"{len(tasks) - len(pending)} already done; estimated "
-        f"{_fmt_duration(estimate_seconds(pending, done))} for the rest"
+        f"{len(tasks) - len(pending)} already done"
     )
     if report:
+        log(head)
         if pending:
             log(f"   not run (--report): {', '.join(task.key for task in pending)}")
-        return {row: recs for row, recs in records.items() if recs}
+        return records
+    done = _saved_records(out_dir, budget.name)
+    log(f"{head}; estimated {_fmt_duration(estimate_seconds(pending, done))} for the rest")
     _prepare_data(budget.data[group.dataset], data_root)
     failures = []
     for i, task in enumerate(pending, 1):
