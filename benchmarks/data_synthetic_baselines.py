@@ -18,7 +18,7 @@ import numpy as np
 
 
 def main() -> None:
-    from svqcast.data import synthetic
+    from svqcast.data.datasets import synthetic
     from svqcast.data.windows import month_hour_phase
 
     parser = argparse.ArgumentParser()

@@ -1,29 +1,46 @@
-"""The accuracy benchmark: its variant table builds, its tables are right, ``--quick`` runs."""
+"""The accuracy benchmark (benchmarks/accuracy/, beside the package): its variant table
+builds, its tables are right, its saved records are found, ``--quick`` runs."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from svqcast import bench
-from svqcast.errors import ConfigError
-from svqcast.quantizers import build_quantizer
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the benchmark is a folder of the repository, not of svqcast
+    sys.path.insert(0, str(ROOT))
 
-ALL_ROWS = sorted({row for group in bench.GROUPS.values() for row in group.rows})
+from benchmarks.accuracy import run, runner, study, tables, train  # noqa: E402
+from benchmarks.accuracy.variants import (  # noqa: E402
+    BUDGETS,
+    GROUPS,
+    Group,
+    reference_row,
+    variants,
+)
+from svqcast.errors import ConfigError  # noqa: E402
+from svqcast.quantizers import build_quantizer  # noqa: E402
+
+SCRIPT = ROOT / "benchmarks" / "accuracy" / "run.py"
+COMMAND = "python benchmarks/accuracy/run.py"
+
+ALL_ROWS = sorted({row for group in GROUPS.values() for row in group.rows})
 
 
 @pytest.mark.parametrize("row", ALL_ROWS)
 def test_every_row_builds_its_quantizer_at_the_benchmark_width(row):
     """Every row's quantizer builds at hid_S of the full budget and keeps the latent shape."""
-    v = bench.variants()[row]
-    dim = bench.BUDGETS["full"].hid_S
+    v = variants()[row]
+    dim = BUDGETS["full"].hid_S
     options = dict(v.options)
     if "codebook_size" in options and v.quantizer == "svq":
         options["codebook_size"] = min(options["codebook_size"], 512)  # keep the test light
@@ -35,21 +52,21 @@ def test_every_row_builds_its_quantizer_at_the_benchmark_width(row):
 
 
 def test_groups_only_name_known_rows_and_have_a_reference():
-    table = bench.variants()
-    for name, group in bench.GROUPS.items():
+    table = variants()
+    for name, group in GROUPS.items():
         assert set(group.rows) <= set(table), name
         assert set(group.quick_rows) <= set(group.rows), name
         for row in group.rows:  # every row has a no-quantizer row to be compared with
-            assert bench.reference_row(row, group.rows) is not None, (name, row)
+            assert reference_row(row, group.rows) is not None, (name, row)
 
 
 def test_main_table_has_the_thirteen_rows_of_the_issue():
-    rows = bench.GROUPS["main"].rows
+    rows = GROUPS["main"].rows
     assert len(rows) == 13
-    quantizers = {bench.variants()[r].quantizer for r in rows}
+    quantizers = {variants()[r].quantizer for r in rows}
     assert {"none", "svq", "svq_raw", "vq", "rvq", "grvq", "lfq", "fsq", "mlp"} <= quantizers
-    assert bench.variants()["svq_frozen"].options["freeze_codebook"] is True
-    assert bench.variants()["svq_mse"].loss == "mse"
+    assert variants()["svq_frozen"].options["freeze_codebook"] is True
+    assert variants()["svq_mse"].loss == "mse"
 
 
 @pytest.mark.parametrize(
@@ -62,8 +79,8 @@ def test_main_table_has_the_thirteen_rows_of_the_issue():
     ],
 )
 def test_ratio_reference_matches_loss_and_noise(row, reference):
-    rows = bench.GROUPS["main"].rows + bench.GROUPS["ablations"].rows
-    assert bench.reference_row(row, rows) == reference
+    rows = GROUPS["main"].rows + GROUPS["ablations"].rows
+    assert reference_row(row, rows) == reference
 
 
 def _record(variant, seed, mae, status="ok"):
@@ -80,17 +97,17 @@ def _record(variant, seed, mae, status="ok"):
 
 
 def test_markdown_table_mean_std_and_ratio_are_computed_over_seeds():
-    group = bench.Group("weather", ("none", "svq"), ("none",), ("mae", "rmse", "wrmse"), "t")
+    group = Group("weather", ("none", "svq"), ("none",), ("mae", "rmse", "wrmse"), "t")
     records = {
         "none": [_record("none", 0, 1.0), _record("none", 1, 3.0)],
         "svq": [_record("svq", 0, 1.0), _record("svq", 1, 2.0), _record("svq", 2, 0, "diverged")],
     }
-    rows = {r.name: r for r in bench.summarise(group, records)}
+    rows = {r.name: r for r in tables.summarise(group, records)}
     assert rows["none"].metrics["mae"] == pytest.approx((2.0, math.sqrt(2.0)))
     assert rows["svq"].metrics["mae"][0] == pytest.approx(1.5)  # diverged run left out
     assert rows["svq"].ratios["rmse"] == pytest.approx(0.75)
     assert rows["svq"].diverged == 1
-    text = bench.markdown_table(group, records)
+    text = tables.markdown_table(group, records)
     assert "0.750 / 0.750 / 0.750" in text
     assert "| 3 (1 diverged) |" in text
     assert "| persistence |" in text
@@ -101,8 +118,8 @@ def test_warmup_steps_become_epochs_of_the_train_loader():
         def train_dataloader(self):
             return range(400)  # 400 batches an epoch
 
-    assert bench._warmup_epochs(20, DM()) == pytest.approx(0.05)
-    assert bench._warmup_epochs(0, object()) == 0.0  # no loader built without a warm-up
+    assert train._warmup_epochs(20, DM()) == pytest.approx(0.05)
+    assert train._warmup_epochs(0, object()) == 0.0  # no loader built without a warm-up
 
 
 def test_noisy_inputs_are_fixed_per_sample_and_leave_targets_alone():
@@ -116,7 +133,7 @@ def test_noisy_inputs_are_fixed_per_sample_and_leave_targets_alone():
         def target_phases(self, i):
             return [i]
 
-    noisy = bench.NoisyInputs(Data(), sigma=0.5, seed=1)
+    noisy = train.NoisyInputs(Data(), sigma=0.5, seed=1)
     x1, y1 = noisy[1]
     x2, _ = noisy[1]
     assert torch.equal(x1, x2)  # same noise every epoch
@@ -128,29 +145,29 @@ def test_noisy_inputs_are_fixed_per_sample_and_leave_targets_alone():
 
 def test_bad_group_and_seeds_are_user_errors(capsys):
     with pytest.raises(ConfigError, match="unknown benchmark group"):
-        bench.run_benchmark(["nope"], quick=True)
-    assert bench.main(["--group", "nope", "--quick"]) == 2
-    assert bench.main(["--seeds", "a,b", "--quick"]) == 2
-    assert "svqcast: error:" in capsys.readouterr().err
+        study.run_benchmark(["nope"], quick=True)
+    assert run.main(["--group", "nope", "--quick"]) == 2
+    assert run.main(["--seeds", "a,b", "--quick"]) == 2
+    assert f"{COMMAND}: error:" in capsys.readouterr().err
 
 
 def test_rows_option_keeps_only_the_named_rows_and_rejects_unknown_ones(tmp_path, monkeypatch):
     """``--rows lfq`` runs that row of the group alone (e.g. to add seeds to one row)."""
-    assert bench.plan("main", quick=False, only=["lfq", "none"]) == ["none", "lfq"]
-    assert bench.plan("main", quick=True, only=["lfq"]) == []  # not a quick row
+    assert study.plan("main", quick=False, only=["lfq", "none"]) == ["none", "lfq"]
+    assert study.plan("main", quick=True, only=["lfq"]) == []  # not a quick row
     planned = {}
 
     def fake_execute(task, isolate=True):
         planned.setdefault(task.variant, []).append(task.seed)
         raise RuntimeError("not run in this test")
 
-    monkeypatch.setattr(bench, "execute", fake_execute)
-    monkeypatch.setattr(bench, "_prepare_data", lambda *a: None)
-    bench.run_benchmark(["main"], rows=["lfq"], seeds=[1, 2], out_dir=tmp_path, log=lambda m: None)
+    monkeypatch.setattr(study, "execute", fake_execute)
+    monkeypatch.setattr(study, "_prepare_data", lambda *a: None)
+    study.run_benchmark(["main"], rows=["lfq"], seeds=[1, 2], out_dir=tmp_path, log=lambda m: None)
     assert planned == {"lfq": [1, 2]}
     with pytest.raises(ConfigError, match="--rows svq_k256: not a row of group"):
-        bench.run_benchmark(["main"], rows=["svq_k256"], out_dir=tmp_path)
-    assert bench.main(["--group", "main", "--rows", "nope", "--quick"]) == 2
+        study.run_benchmark(["main"], rows=["svq_k256"], out_dir=tmp_path)
+    assert run.main(["--group", "main", "--rows", "nope", "--quick"]) == 2
 
 
 def test_report_trains_nothing_and_tables_the_saved_runs(tmp_path, monkeypatch):
@@ -159,15 +176,15 @@ def test_report_trains_nothing_and_tables_the_saved_runs(tmp_path, monkeypatch):
     def no_execute(task, isolate=True):
         raise AssertionError("--report must not train")
 
-    monkeypatch.setattr(bench, "execute", no_execute)
-    monkeypatch.setattr(bench, "_prepare_data", no_execute)
-    fingerprint = bench.BUDGETS["full"].fingerprint()
+    monkeypatch.setattr(study, "execute", no_execute)
+    monkeypatch.setattr(study, "_prepare_data", no_execute)
+    fingerprint = BUDGETS["full"].fingerprint()
     for variant, seed, mae in (("none", 0, 1.0), ("none", 1, 3.0), ("svq", 0, 1.5)):
-        task = bench.Task(variant, seed, "weather", "full", str(tmp_path), str(tmp_path))
+        task = runner.Task(variant, seed, "weather", "full", str(tmp_path), str(tmp_path))
         record = {**_record(variant, seed, mae), "fingerprint": fingerprint}
-        bench._atomic_json(task.result_path(), record)
+        runner.write_json(task.result_path(), record)
     lines = []
-    md = bench.run_benchmark(
+    md = study.run_benchmark(
         ["main"], seeds=[0, 1], out_dir=tmp_path, report=True, log=lines.append
     )
     text = md.read_text()
@@ -180,9 +197,7 @@ def test_report_trains_nothing_and_tables_the_saved_runs(tmp_path, monkeypatch):
 
 
 def test_budget_fingerprint_changes_with_the_budget():
-    import dataclasses
-
-    full = bench.BUDGETS["full"]
+    full = BUDGETS["full"]
     assert full.fingerprint() == dataclasses.replace(full).fingerprint()
     assert full.fingerprint() != dataclasses.replace(full, steps=full.steps + 1).fingerprint()
 
@@ -196,37 +211,40 @@ def test_quick_benchmark_runs_writes_tables_and_resumes(tmp_path):
     """``--quick`` trains the quick rows in subprocesses, writes JSON + Markdown with finite
     numbers, and a second call reuses every saved run (resume)."""
     out, data = tmp_path / "out", tmp_path / "data"
-    md = bench.run_benchmark(["main"], quick=True, out_dir=out, data_root=data, log=lambda m: None)
+    md = study.run_benchmark(["main"], quick=True, out_dir=out, data_root=data, log=lambda m: None)
     text = md.read_text()
-    rows = [bench.variants()[r].label for r in bench.GROUPS["main"].quick_rows]
+    rows = [variants()[r].label for r in GROUPS["main"].quick_rows]
     for label in rows:
         line = next(ln for ln in text.splitlines() if ln.startswith(f"| {label} |"))
         values = _numbers(line.split("|", 2)[2])
         assert values and all(math.isfinite(v) for v in values), line
     raw = json.loads((out / "accuracy_quick.json").read_text())
     runs = raw["groups"]["main"]
-    assert set(runs) == set(bench.GROUPS["main"].quick_rows)
+    assert set(runs) == set(GROUPS["main"].quick_rows)
     for recs in runs.values():
         (rec,) = recs
-        assert rec["status"] == "ok" and rec["steps"] == bench.BUDGETS["quick"].steps
+        assert rec["status"] == "ok" and rec["steps"] == BUDGETS["quick"].steps
         assert rec["peak_rss_mib"] > 50  # its own process: at least torch's footprint
         assert all(math.isfinite(v) for v in rec["metrics"].values())
     lines = []
-    bench.run_benchmark(["main"], quick=True, out_dir=out, data_root=data, log=lines.append)
+    study.run_benchmark(["main"], quick=True, out_dir=out, data_root=data, log=lines.append)
     assert any("3 already done" in ln for ln in lines), lines
     assert not any(ln.startswith("[main") for ln in lines)  # nothing retrained
 
 
 @pytest.mark.slow
-def test_benchmark_script_lists_groups():
-    import subprocess
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy.py"
+def test_benchmark_script_lists_groups_from_any_folder(tmp_path):
+    """``python benchmarks/accuracy/run.py`` runs as a script from any working folder (it puts
+    the repository root on the path)."""
     proc = subprocess.run(
-        [sys.executable, str(script), "--list"], capture_output=True, text=True, timeout=60
+        [sys.executable, str(ROOT / "benchmarks" / "accuracy" / "run.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    for name in bench.GROUPS:
+    for name in GROUPS:
         assert f"{name}:" in proc.stdout
 
 
@@ -234,7 +252,7 @@ def test_benchmark_script_lists_groups():
 def test_quick_noise_group_in_process_compares_at_the_same_noise(tmp_path):
     """The observation-noise rows run in-process (no per-run memory then) and are compared
     with the no-quantizer row at the same noise; persistence sees the noisy inputs."""
-    md = bench.run_benchmark(
+    md = study.run_benchmark(
         ["noise"],
         quick=True,
         out_dir=tmp_path / "out",
@@ -243,26 +261,54 @@ def test_quick_noise_group_in_process_compares_at_the_same_noise(tmp_path):
         log=lambda m: None,
     )
     text = md.read_text()
-    ref = bench.variants()["none_obs0.5"].label
-    svq = bench.variants()["svq_obs0.5"].label
+    ref = variants()["none_obs0.5"].label
+    svq = variants()["svq_obs0.5"].label
     assert f"| {ref} |" in text and "1 (reference)" in text
     svq_line = next(ln for ln in text.splitlines() if ln.startswith(f"| {svq} |"))
     assert "| n/a |" in svq_line  # in-process: no memory figure of its own
     assert "| persistence (inputs with obs. noise 0.5) |" in text
 
 
-def test_command_needs_the_benchmark_name():
-    with pytest.raises(ConfigError, match="svqcast bench accuracy"):
-        bench.command([])
-    with pytest.raises(ConfigError, match="choose one of accuracy"):
-        bench.command(["speed"])
-    assert bench.command(["accuracy", "--list"]) == 0
+def test_the_benchmark_is_a_script_beside_the_package_and_its_messages_name_it(capsys):
+    """No ``svqcast bench`` any more: the library has no benchmark module, and the usage and
+    the user errors of the benchmark name ``python benchmarks/accuracy/run.py``."""
+    assert importlib.util.find_spec("svqcast.bench") is None
+    assert run.main(["--list"]) == 0
+    assert "main: Main table" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        run.main(["--help"])
+    assert f"usage: {COMMAND}" in capsys.readouterr().out
+    assert run.main(["--group", "nope"]) == 2
+    assert f"{COMMAND}: error: unknown benchmark group(s) nope" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=f"see the rows with {COMMAND} --list"):
+        study.run_benchmark(["main"], rows=["nope"])
+
+
+def test_the_committed_records_are_found_by_their_keys_and_fingerprints():
+    """Every per-run record under docs/accuracy/results is found again (same task key, same
+    budget fingerprint), so ``--report --out docs/accuracy`` tables them without training."""
+    records = sorted((ROOT / "docs" / "accuracy" / "results").glob("*/*.json"))
+    if not records:
+        pytest.skip("no committed accuracy records in this checkout")
+    for path in records:
+        saved = json.loads(path.read_text())
+        dataset_key = path.name.split("-", 1)[0]
+        task = runner.Task(
+            saved["variant"],
+            saved["seed"],
+            dataset_key,
+            path.parent.name,
+            "data",
+            str(ROOT / "docs" / "accuracy"),
+        )
+        assert task.result_path() == path
+        assert runner.load_result(task) == saved, path
 
 
 def test_each_group_runs_on_its_own_budget_and_the_json_says_which(tmp_path, monkeypatch):
     """``long`` trains ten times the steps of ``full`` on the same model and data; a run
     of both groups hands each its budget and records both in the JSON."""
-    full, long = bench.BUDGETS["full"], bench.BUDGETS["long"]
+    full, long = BUDGETS["full"], BUDGETS["long"]
     assert long.steps == 10 * full.steps
     assert dataclasses.replace(long, name="full", steps=full.steps) == full
     assert long.fingerprint() != full.fingerprint()  # runs of one never resume the other
@@ -270,22 +316,22 @@ def test_each_group_runs_on_its_own_budget_and_the_json_says_which(tmp_path, mon
 
     def fake_run_group(name, budget, **kwargs):
         seen[name] = budget.name
-        return {row: [] for row in bench.GROUPS[name].rows}
+        return {row: [] for row in GROUPS[name].rows}
 
-    monkeypatch.setattr(bench, "run_group", fake_run_group)
-    md = bench.run_benchmark(["digits", "long"], out_dir=tmp_path, log=lambda m: None)
+    monkeypatch.setattr(study, "run_group", fake_run_group)
+    md = study.run_benchmark(["digits", "long"], out_dir=tmp_path, log=lambda m: None)
     assert seen == {"digits": "full", "long": "long"}
     meta = json.loads((tmp_path / "accuracy.json").read_text())["meta"]
     assert meta["group_budgets"] == seen
     assert set(meta["fingerprints"]) == {"full", "long"}
     assert "budget long: 2000 Adam steps" in md.read_text()
-    bench.run_benchmark(["long"], quick=True, out_dir=tmp_path, log=lambda m: None)
+    study.run_benchmark(["long"], quick=True, out_dir=tmp_path, log=lambda m: None)
     assert seen["long"] == "quick"  # --quick shrinks every group, long included
 
 
 def test_relu_placement_rows_cover_the_papers_four_combinations():
-    table = bench.variants()
-    rows = [r for r in bench.GROUPS["ablations"].rows if table[r].quantizer == "svq"]
+    table = variants()
+    rows = [r for r in GROUPS["ablations"].rows if table[r].quantizer == "svq"]
     placements = {
         (table[r].options.get("hid_relu", True), table[r].options.get("out_relu", False))
         for r in rows

@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from svqcast.baselines import BaselineEvaluator, climatology, evaluate_baselines, persistence
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import ConfigError
-from svqcast.metrics import ForecastMetrics
+from svqcast.evaluation.baselines import (
+    BaselineEvaluator,
+    climatology,
+    evaluate_baselines,
+    persistence,
+)
+from svqcast.evaluation.metrics import ForecastMetrics
 
 T_IN, T_OUT, H, W = 3, 4, 8, 12
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svqcast.data import arrays
+from svqcast.data.datasets import arrays
 from svqcast.data.windows import month_hour_phase
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 

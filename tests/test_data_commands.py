@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svqcast.data import DATASETS, commands, synthetic
+from svqcast.data import DATASETS, commands
+from svqcast.data.datasets import synthetic
 from svqcast.errors import ConfigError
 
 SMALL = dict(first_year=2010, last_year=2012, hours_per_year=30)

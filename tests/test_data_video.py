@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from svqcast.data import dataset_module, kitticaltech, kth, mmnist, moving_digits, taxibj, video
+from svqcast.data import dataset_module, video
+from svqcast.data.datasets import kitticaltech, kth, mmnist, moving_digits, taxibj
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
 VIDEO = ("taxibj", "mmnist", "moving_digits", "kth", "kitticaltech", "human")

@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_training import TINY, TinyData, trainer
 
-from svqcast.training import ForecastModule
+from svqcast.training.module import ForecastModule
 
 
 def build(tmp_path):

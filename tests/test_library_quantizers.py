@@ -210,7 +210,7 @@ def test_constructor_defaults_equal_the_preset(name):
 
 
 def test_paper_preset_values():
-    """The numbers of REFERENCE.md section 3 ("VQ baselines compared on t2m")."""
+    """The numbers of the paper's VQ baselines (section "VQ baselines compared on t2m")."""
     assert PRESETS["vq"]["options"] == {"codebook_size": 1024, "decay": 0.8, "commitment_weight": 1}
     assert PRESETS["mhvq"]["options"]["heads"] == 8
     assert PRESETS["rvq"]["options"]["num_quantizers"] == 8

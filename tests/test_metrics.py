@@ -12,9 +12,10 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from svqcast import metrics as M
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import ConfigError
+from svqcast.evaluation import metrics as M
+from svqcast.evaluation.reports import format_table, write_report
 
 T, H, W = 3, 8, 16
 LAT = np.linspace(-78.75, 78.75, H)
@@ -385,7 +386,7 @@ ROWS = {
 
 
 def test_format_table_markdown():
-    md = M.format_table(ROWS, ["mse", "mae", "acc"])
+    md = format_table(ROWS, ["mse", "mae", "acc"])
     lines = md.strip().splitlines()
     assert lines[0] == "| model | mse | mae | acc |"
     assert lines[2].startswith("| svq | 1.018 | 0.6512 | - |")
@@ -393,7 +394,7 @@ def test_format_table_markdown():
 
 
 def test_write_report_round_trip(tmp_path):
-    paths = M.write_report(ROWS, tmp_path / "sub" / "report", notes=["LPIPS unavailable: x"])
+    paths = write_report(ROWS, tmp_path / "sub" / "report", notes=["LPIPS unavailable: x"])
     data = json.loads(paths["json"].read_text())
     assert data["rows"]["svq"]["mse"] == pytest.approx(1.018)
     assert data["rows"]["persistence"]["mae"] is None and data["notes"] == ["LPIPS unavailable: x"]
@@ -410,7 +411,7 @@ def test_write_report_round_trip(tmp_path):
         "report.md",
     ]  # no temp files left behind
     with pytest.raises(ConfigError):
-        M.write_report({}, tmp_path / "empty")
+        write_report({}, tmp_path / "empty")
 
 
 def _ddp_data(convention: str):

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from svqcast import plots
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import ConfigError, DataError
+from svqcast.evaluation import plots
 
 T_IN, T_OUT = 2, 6
 

@@ -13,8 +13,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from test_training import TINY, TinyData, trainer
 
-from svqcast.runs import AtomicCheckpointIO
-from svqcast.training import ForecastModule
+from svqcast.training.checkpoints import AtomicCheckpointIO
+from svqcast.training.module import ForecastModule
 
 
 class Killed(RuntimeError):

@@ -11,17 +11,11 @@ import torch
 from torch.utils.data import TensorDataset
 
 from svqcast.data.base import Climatology, WithClimatology
+from svqcast.data.loaders import EpochSampler, ResumableLoader, make_loader
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import CheckpointError, ConfigError
-from svqcast.training import (
-    EpochSampler,
-    ForecastModule,
-    NonFiniteLossError,
-    ResumableLoader,
-    cosine_factor,
-    load_module,
-    make_loader,
-)
+from svqcast.training.module import ForecastModule, NonFiniteLossError, cosine_factor
+from svqcast.training.predict import load_module
 
 TINY = dict(hid_S=8, hid_T=16, N_S=2, N_T=2, translator="gsta")
 
@@ -187,7 +181,7 @@ def test_resumable_loader_skip_waits_for_its_epoch():
 
 def test_resumable_loader_passes_the_epoch_to_datasets_that_draw_per_epoch():
     """Moving MNIST generates fresh training sequences per epoch: they follow the sampler."""
-    from svqcast.data.mmnist import GeneratedSequences
+    from svqcast.data.datasets.mmnist import GeneratedSequences
 
     seen = []
 
@@ -355,7 +349,7 @@ def test_mismatched_checkpoint_raises(tmp_path):
 def test_non_finite_loss_stops_with_step_and_keeps_last_good(tmp_path):
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from svqcast.runs import AtomicCheckpointIO
+    from svqcast.training.checkpoints import AtomicCheckpointIO
 
     data = TinyData(n_train=16, batch_size=4)
     module = ForecastModule(**TINY, scheduler="none")
@@ -420,7 +414,7 @@ def test_bf16_and_channels_last_train(tmp_path, precision, channels_last):
 
 
 def test_atomic_checkpoint_io_keeps_old_file_on_failure(tmp_path, monkeypatch):
-    from svqcast.runs import AtomicCheckpointIO
+    from svqcast.training.checkpoints import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     path = tmp_path / "last.ckpt"

@@ -14,253 +14,21 @@ the resolved configuration is saved in the run folder ``<runs_dir>/<name>/config
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import time
-from pathlib import Path
-from typing import Any
 
-from svqcast.errors import CheckpointError, ConfigError, SvqcastError
+from svqcast.errors import ConfigError, SvqcastError, one_line
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test")
+LIGHTNING_COMMANDS = ("fit", "validate", "test")  # handled by Lightning's CLI
 USAGE = (
-    "usage: svqcast {fit,validate,test,predict,data,reproduce,bench,demo} ... "
+    "usage: svqcast {fit,validate,test,predict,data,reproduce,demo} ... "
     "(svqcast COMMAND --help for details)"
 )
 
-RUN_NAME_ENV = "SVQCAST_RUN_NAME"
-# run folders this invocation created, removed again if it fails before writing a checkpoint
-_CREATED: list[Path] = []
-
-
-# --------------------------------------------------------------------------- Lightning CLI
-
-
-def _cli_class() -> type:
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
-
-    class RunConfigCallback(SaveConfigCallback):
-        """Saves the resolved config as config.yaml (fit) or config_<stage>.yaml."""
-
-        def setup(self, trainer, pl_module, stage: str) -> None:
-            stage = str(getattr(stage, "value", stage))  # TrainerFn or str
-            self.config_filename = "config.yaml" if stage == "fit" else f"config_{stage}.yaml"
-            super().setup(trainer, pl_module, stage)
-
-    class SvqcastCLI(LightningCLI):
-        """LightningCLI with run folders, atomic checkpoints and clean one-line errors."""
-
-        def __init__(self, args: list[str], **kwargs: Any) -> None:
-            from svqcast.training import EngineDataModule, ForecastModule
-
-            super().__init__(
-                ForecastModule,
-                EngineDataModule,
-                args=args,
-                save_config_callback=RunConfigCallback,
-                save_config_kwargs={"overwrite": True},
-                trainer_defaults={"use_distributed_sampler": False},
-                parser_kwargs={"exit_on_error": False, "prog": "svqcast"},
-                seed_everything_default=0,
-                **kwargs,
-            )
-
-        @staticmethod
-        def subcommands() -> dict[str, set[str]]:
-            return {k: v for k, v in LightningCLI.subcommands().items() if k in LIGHTNING_COMMANDS}
-
-        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            add_run_arguments(parser)
-
-        def _parse_ckpt_path(self) -> None:
-            try:
-                super()._parse_ckpt_path()
-            except SvqcastError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: one line
-                sub = self.config.get("subcommand")
-                path = self.config[sub].get("ckpt_path") if sub else None
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise CheckpointError(f"cannot read checkpoint {path}: {first[:200]}") from None
-
-        def _config(self) -> Any:
-            return self.config[self.subcommand] if self.subcommand else self.config
-
-        def run_dir(self) -> Path:
-            cfg = self._config()
-            name = cfg.get("name")
-            ckpt = cfg.get("ckpt_path")
-            if name is None and ckpt and Path(str(ckpt)).is_file():
-                return Path(str(ckpt)).resolve().parent  # evaluate into the checkpoint's run
-            if name is None:
-                # generated once; DDP processes that Lightning launches inherit it (under
-                # torchrun or SLURM every rank starts on its own: pass --name there)
-                name = os.environ.get(RUN_NAME_ENV)
-            if name is None:
-                data = cfg.get("data") or {}
-                model = cfg.get("model") or {}
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                name = f"{data.get('dataset', 'data')}_{model.get('quantizer', 'none')}_{stamp}"
-                os.environ[RUN_NAME_ENV] = name
-            return Path(cfg.get("runs_dir") or "runs") / str(name)
-
-        def before_instantiate_classes(self) -> None:
-            cfg = self._config()
-            ckpt = cfg.get("ckpt_path")
-            run_dir = self.run_dir()
-            if self.subcommand == "fit" and ckpt is None and _has_ckpts(run_dir):
-                raise ConfigError(
-                    f"run folder {run_dir} already holds checkpoints; resume it with "
-                    "--ckpt_path last or pick another --name"
-                )
-            existed = run_dir.exists()
-            from svqcast.runs import ensure_writable
-
-            ensure_writable(run_dir)
-            if not existed:
-                _CREATED.append(run_dir)
-            self._run_dir = run_dir
-
-        def instantiate_trainer(self, **kwargs: Any):
-            from svqcast.runs import AtomicCheckpointIO
-
-            cfg = self._config()
-            trainer_cfg = self._get(self.config_init, "trainer", default={}) or {}  # instantiated
-            kwargs.setdefault("default_root_dir", str(self._run_dir))
-            logger = trainer_cfg.get("logger")
-            if logger is None or logger is True:
-                kwargs["logger"] = _default_loggers(self._run_dir)
-            every = int(cfg.get("checkpoint_every_n_steps") or 0)
-            callbacks = [
-                ModelCheckpoint(
-                    dirpath=self._run_dir,
-                    filename="best",
-                    monitor="val_loss",
-                    mode="min",
-                    save_last=True,
-                    enable_version_counter=False,
-                ),
-            ]
-            if every > 0:
-                callbacks.append(
-                    ModelCheckpoint(
-                        dirpath=self._run_dir,
-                        filename="last",
-                        save_top_k=0,
-                        save_last=True,
-                        every_n_train_steps=every,
-                        enable_version_counter=False,
-                    )
-                )
-            if trainer_cfg.get("enable_checkpointing") is False:
-                callbacks = []
-            kwargs["callbacks"] = [*_as_list(trainer_cfg.get("callbacks")), *callbacks]
-            kwargs["plugins"] = [*_as_list(trainer_cfg.get("plugins")), AtomicCheckpointIO()]
-            return super().instantiate_trainer(**kwargs)
-
-        def after_fit(self) -> None:
-            if not self._config().get("test_after_fit", True) or self.trainer.interrupted:
-                return
-            ckpt = self.trainer.checkpoint_callback
-            best = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
-            which = "best" if best else None
-            if which is None:
-                print(
-                    "svqcast: no validation checkpoint: testing the final weights", file=sys.stderr
-                )
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=which)
-
-    return SvqcastCLI
-
-
-def add_run_arguments(parser) -> None:
-    """The run-folder options the command adds to Lightning's (one definition for both)."""
-    parser.add_argument("--name", type=str | None, default=None, help="run folder name")
-    parser.add_argument("--runs_dir", type=str, default="runs", help="parent of run folders")
-    parser.add_argument(
-        "--test_after_fit",
-        type=bool,
-        default=True,
-        help="fit: test the best (validation) checkpoint afterwards",
-    )
-    parser.add_argument(
-        "--checkpoint_every_n_steps",
-        type=int,
-        default=0,
-        help="also refresh last.ckpt every n optimiser steps (mid-epoch resume)",
-    )
-
-
-def config_parser():
-    """A parser for the ``fit`` configuration (trainer, model, data and run options), used
-    to validate presets without running anything."""
-    from jsonargparse import ActionConfigFile
-    from lightning.pytorch import Trainer
-    from lightning.pytorch.cli import LightningArgumentParser
-
-    from svqcast.training import EngineDataModule, ForecastModule
-
-    parser = LightningArgumentParser(exit_on_error=False)
-    parser.add_argument("-c", "--config", action=ActionConfigFile)
-    parser.add_lightning_class_args(Trainer, "trainer")
-    parser.add_lightning_class_args(ForecastModule, "model")
-    parser.add_lightning_class_args(EngineDataModule, "data")
-    add_run_arguments(parser)
-    return parser
-
-
-def _as_list(value: Any) -> list:
-    return [] if value is None else list(value) if isinstance(value, list) else [value]
-
-
-def _has_ckpts(folder: Path) -> bool:
-    from svqcast.runs import has_checkpoints
-
-    return has_checkpoints(folder)
-
-
-def _default_loggers(run_dir: Path) -> list:
-    """CSV always; TensorBoard too when it is installed."""
-    import importlib.util
-
-    from lightning.pytorch.loggers import CSVLogger
-
-    loggers: list = [CSVLogger(save_dir=str(run_dir), name="", version="")]
-    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
-    return loggers
-
-
-def run_lightning(args: list[str]):
-    """Run ``svqcast fit|validate|test ARGS`` in this process; returns the CLI object."""
-    import warnings
-
-    from jsonargparse import ArgumentError
-
-    # we pass args explicitly (also from `main`), and check run folders ourselves
-    warnings.filterwarnings("ignore", message=".*args parameter is intended to run.*")
-    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-
-    try:
-        return _cli_class()(args)
-    except ArgumentError as exc:
-        raise ConfigError(_one_line(exc)) from None
-    except ValueError as exc:  # jsonargparse wraps instantiation errors of our classes
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, SvqcastError):
-            raise cause from None
-        if isinstance(exc, SvqcastError):
-            raise
-        raise ConfigError(_one_line(exc)) from None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] if text else type(exc).__name__
+# commands that left the package, and where they went
+MOVED = {
+    "bench": "the benchmarks are scripts beside the package now; from a source checkout run "
+    "python benchmarks/accuracy/run.py --list (accuracy) or benchmarks/bench_svq.py (speed)",
+}
 
 
 # --------------------------------------------------------------------------- predict
@@ -279,7 +47,7 @@ def predict_command(argv: list[str]) -> int:
     )
     parser.add_argument("--batch_size", type=int, default=16)
     args = parser.parse_args(argv)
-    from svqcast.training import predict_file
+    from svqcast.training.predict import predict_file
 
     out = predict_file(args.ckpt, args.input, args.output, args.windows, args.batch_size)
     print(f"wrote {out}")
@@ -345,12 +113,6 @@ def reproduce_command(argv: list[str]) -> int:
     return 0
 
 
-def bench_command(argv: list[str]) -> int:
-    from svqcast import bench
-
-    return bench.command(argv)
-
-
 def demo_command(argv: list[str]) -> int:
     from svqcast import demo
 
@@ -376,21 +138,11 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- main
 
 
-def _cleanup_created() -> None:
-    for folder in _CREATED:
-        if folder.is_dir() and not any(folder.glob("*.ckpt")):
-            shutil.rmtree(folder, ignore_errors=True)
-    _CREATED.clear()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _CREATED.clear()
-    if "LOCAL_RANK" not in os.environ:  # a fresh command, not a DDP child Lightning launched
-        os.environ.pop(RUN_NAME_ENV, None)
     try:
         if argv[:1] in (["--version"], ["version"]):
-            from svqcast import __version__
+            from svqcast.version import __version__
 
             print(__version__)
             return 0
@@ -399,15 +151,18 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if argv else 2
         command, rest = argv[0], argv[1:]
         if command in LIGHTNING_COMMANDS:
+            from svqcast.training.lightning_cli import run_lightning
+
             run_lightning([command, *rest])
             return 0
         handlers = {
             "predict": predict_command,
             "data": data_command,
             "reproduce": reproduce_command,
-            "bench": bench_command,
             "demo": demo_command,
         }
+        if command in MOVED:
+            raise ConfigError(f"svqcast {command}: {MOVED[command]}")
         if command not in handlers:
             raise ConfigError(
                 f"unknown command {command!r}; choose one of "
@@ -415,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         return handlers[command](rest)
     except SvqcastError as exc:
-        _cleanup_created()
-        print(f"svqcast: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"svqcast: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("svqcast: interrupted", file=sys.stderr)

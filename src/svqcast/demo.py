@@ -1,7 +1,7 @@
 """`svqcast demo`: SimVP + SVQ versus SimVP without a quantizer on synthetic weather.
 
 Generates the embedded ``synthetic_weather`` data if absent, trains both models with the
-same budget (``configs/demo.yaml``), tests the best validation checkpoint of each with the
+same budget (the ``demo.yaml`` preset), tests the best validation checkpoint of each with the
 persistence and climatology baselines on the same test windows, and prints one table
 (MAE, RMSE, latitude-weighted RMSE, ACC; physical units, K). Plots and reports are in each
 run folder. The verdict lines are computed from the numbers, never assumed.
@@ -12,6 +12,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
+
+from svqcast.configs import config_path
+from svqcast.errors import ConfigError
+from svqcast.evaluation.baselines import BASELINES
 
 DEMO_COLUMNS = ("mae", "rmse", "wrmse", "acc")
 TIE_PERCENT = 2.0  # MAE differences below this are reported as a tie (one seed)
@@ -27,9 +31,7 @@ QUICK_OVERRIDES = [
 
 
 def demo_config() -> Path:
-    from svqcast.reproduce import configs_dir
-
-    return configs_dir() / "demo.yaml"
+    return config_path("demo")
 
 
 def run_demo(
@@ -40,7 +42,7 @@ def run_demo(
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train and test both models; print and return the comparison."""
-    from svqcast.cli import run_lightning
+    from svqcast.training.lightning_cli import run_lightning
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = ["--config", str(demo_config()), "--data.root", str(root), "--runs_dir", runs_dir]
@@ -66,7 +68,7 @@ def run_demo(
         seconds[label] = time.perf_counter() - start
         results = cli.model.test_results
         rows[label] = results[cli.model._model_label()]
-        for baseline in ("persistence", "climatology"):
+        for baseline in BASELINES:
             if baseline in results:  # the same test windows for both runs
                 baselines.setdefault(baseline, results[baseline])
         run_dirs[label] = str(cli.trainer.default_root_dir)
@@ -87,8 +89,6 @@ def _is_quick_data(root: Path) -> bool:
 
 
 def raise_quick_root(root: Path) -> None:
-    from svqcast.errors import ConfigError
-
     raise ConfigError(
         f"--quick would regenerate the full synthetic data under {root} with a tiny size; "
         "pass another --root for the quick demo"

@@ -29,3 +29,9 @@ class CheckpointError(SvqcastError, ValueError):
 def choices_error(kind: str, name: object, choices: list[str] | tuple[str, ...]) -> ConfigError:
     """The standard error for an unknown name in a registry."""
     return ConfigError(f"unknown {kind} {name!r}; valid choices: {', '.join(sorted(choices))}")
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """An exception's message on one line (at most ``limit`` characters), for stderr."""
+    text = " ".join(str(exc).split())
+    return text[:limit] if text else type(exc).__name__

@@ -1,8 +1,9 @@
 """The paper's experiments as presets: a base YAML per dataset plus small overrides.
 
-Each base file in ``configs/<dataset>.yaml`` holds that dataset's recipe (REFERENCE.md
-section 3: translator, sizes, lr, batch, K, codebook init, loss, schedule, epochs) with
-SVQ switched on. Every other experiment of the paper is the base plus a few overrides,
+Each base file ``<dataset>.yaml`` of the package's presets (:mod:`svqcast.configs`) holds
+that dataset's recipe from the paper (translator, sizes, lr, batch, K, codebook init, loss,
+schedule, epochs; the table is in docs/reproduce.md) with SVQ switched on. Every other
+experiment of the paper is the base plus a few overrides,
 composed here (one fact in one place):
 
 - ``<dataset>_svq`` (learnable codebook), ``<dataset>_svq_frozen``, ``<dataset>_simvp``
@@ -23,11 +24,11 @@ number where the paper gives one.
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from svqcast.configs import config_path
 from svqcast.errors import ConfigError, choices_error
 
 TRANSLATOR_NAMES = (
@@ -58,7 +59,8 @@ PAPER_SHAPES: dict[str, tuple[tuple[int, int, int, int], int]] = {
     "human": ((4, 3, 256, 256), 4),
 }
 
-# Published test numbers (de-normalised; OpenSTL protocol), REFERENCE.md section 3.
+# Published test numbers of the paper (de-normalised t2m MSE in K^2, MAE, RMSE; OpenSTL
+# protocol: checkpoint chosen on the test set).
 PAPER_T2M = {
     "t2m_simvp": {"mse": 1.105, "mae": 0.6567, "rmse": 1.051},
     "t2m_svq": {"mse": 1.018},
@@ -76,17 +78,6 @@ class Preset:
     overrides: dict[str, Any] = field(default_factory=dict)  # dotted keys -> values
     description: str = ""
     paper: dict[str, float] = field(default_factory=dict)
-
-
-def configs_dir() -> Path:
-    """The ``configs/`` folder: $SVQCAST_CONFIGS, else the source checkout's."""
-    env = os.environ.get("SVQCAST_CONFIGS")
-    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "configs"
-    if not folder.is_dir():
-        raise ConfigError(
-            f"preset folder {folder} not found; set SVQCAST_CONFIGS to the repository's configs/"
-        )
-    return folder
 
 
 def _presets() -> dict[str, Preset]:
@@ -237,8 +228,7 @@ def preset_config(name: str, data_root: str | None = None) -> dict[str, Any]:
     import yaml
 
     preset = get_preset(name)
-    path = configs_dir() / f"{preset.base}.yaml"
-    cfg = yaml.safe_load(path.read_text(encoding="utf-8"))
+    cfg = yaml.safe_load(config_path(preset.base).read_text(encoding="utf-8"))
     for key, value in preset.overrides.items():
         _set_dotted(cfg, key, value)
     if data_root is not None:
@@ -294,8 +284,8 @@ def run_preset(
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Fit and test preset ``name``; append the result to ``<runs_dir>/results.{json,md}``."""
-    from svqcast.cli import run_lightning
-    from svqcast.runs import append_result
+    from svqcast.evaluation.reports import append_result
+    from svqcast.training.lightning_cli import run_lightning
 
     text = preset_yaml(name, data_root)
     args = ["fit", "--config", text, "--name", name, "--runs_dir", runs_dir, *(overrides or [])]

@@ -20,7 +20,7 @@ from types import ModuleType
 
 from svqcast.errors import choices_error
 
-# name -> module under svqcast.data
+# name -> module under svqcast.data.datasets
 _REGISTRY: dict[str, str] = {
     "weather_t2m": "weather",
     "weather_r": "weather",
@@ -43,7 +43,7 @@ DATASETS: tuple[str, ...] = tuple(_REGISTRY)
 def dataset_module(name: str) -> ModuleType:
     if name not in _REGISTRY:
         raise choices_error("dataset", name, DATASETS)
-    return importlib.import_module(f"{__name__}.{_REGISTRY[name]}")
+    return importlib.import_module(f"{__name__}.datasets.{_REGISTRY[name]}")
 
 
 __all__ = ["DATASETS", "dataset_module"]

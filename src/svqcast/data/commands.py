@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from svqcast.data import DATASETS, dataset_module
 from svqcast.errors import ConfigError
+from svqcast.io import atomic_fill
 
 
 def _present(name: str, root: str | Path) -> str:
@@ -64,23 +62,7 @@ def synth(name: str, root: str | Path, seed: int = 0, **options: Any) -> Path:
         raise ConfigError(
             f"{name} is not an embedded dataset; synth works for: {', '.join(embedded_datasets())}"
         )
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".synth-{name}-", dir=root))
-    try:
-        made = Path(module.synth(name, tmp, seed=seed, **options))
-        for entry in sorted(tmp.iterdir()):
-            target = root / entry.name
-            old = None
-            if target.exists():
-                old = root / f".old-{entry.name}-{os.getpid()}"
-                os.replace(target, old)
-            os.replace(entry, target)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
-        return root / made.relative_to(tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return atomic_fill(root, lambda tmp: module.synth(name, tmp, seed=seed, **options))
 
 
 def check(name: str, root: str | Path) -> list[str]:

@@ -1,7 +1,8 @@
 """``ForecastDataModule``: any registered dataset as a Lightning DataModule.
 
 It owns the data side of a run: loading (lazily, once), the train-split normaliser and
-climatology, the DataSpec the model is built from, and the four dataloaders. Its
+climatology, the DataSpec the model is built from, and the four dataloaders, which are
+resumable mid-epoch and shard across DDP ranks (:mod:`svqcast.data.loaders`). Its
 hyperparameters (dataset, root, batch size, protocol, seed, options) are saved in every
 checkpoint, so a checkpoint records which data it was trained on.
 """
@@ -13,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-from torch.utils.data import DataLoader
 
 from svqcast.data import DATASETS, dataset_module
 from svqcast.data.base import (
@@ -25,6 +24,7 @@ from svqcast.data.base import (
     WithClimatology,
     check_protocol,
 )
+from svqcast.data.loaders import ResumableLoader, make_loader
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, choices_error
 
@@ -88,7 +88,8 @@ class ForecastDataModule(L.LightningDataModule):
 
     ``options`` are the dataset's own ``load`` options (in_len, out_len, years, ...).
     Test batches are ``(x, y, climatology)``; predict batches are ``(x, y)`` of the test
-    split. ``.spec`` and ``.climatology`` load the data on first access.
+    split. ``.spec`` and ``.climatology`` load the data on first access. Use it with
+    ``Trainer(use_distributed_sampler=False)``: its loaders shard by rank themselves.
     """
 
     def __init__(
@@ -148,28 +149,23 @@ class ForecastDataModule(L.LightningDataModule):
         _ = self.splits
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, dataset, shuffle: bool = False) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            num_workers=self.num_workers,
-            drop_last=False,
-            persistent_workers=self.num_workers > 0,
+    def _loader(self, dataset, train: bool = False) -> ResumableLoader:
+        """Shuffled by (seed, epoch) and padded across ranks for training; in order and
+        sharded without padding otherwise (every evaluation sample counted once)."""
+        return make_loader(
+            dataset, self.batch_size, train=train, seed=self.seed, num_workers=self.num_workers
         )
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits.train, shuffle=True)
+    def train_dataloader(self) -> ResumableLoader:
+        return self._loader(self.splits.train, train=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> ResumableLoader:
         return self._loader(self.splits.val)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> ResumableLoader:
         return self._loader(WithClimatology(self.splits.test, self.splits.climatology))
 
-    def predict_dataloader(self) -> DataLoader:
+    def predict_dataloader(self) -> ResumableLoader:
         return self._loader(self.splits.test)
 
     # ------------------------------------------------------------------ checkpoints
@@ -187,3 +183,7 @@ class ForecastDataModule(L.LightningDataModule):
     def saved_spec(self) -> DataSpec | None:
         """The spec restored from a checkpoint, if any (without loading the data)."""
         return self._saved_spec
+
+
+# The engine's name for the same module (before the resumable loaders moved in here).
+EngineDataModule = ForecastDataModule

@@ -7,7 +7,9 @@ Per token x (a C-vector) it solves the lasso over a codebook M (K, C)::
 and returns q = w M. FISTA (accelerated proximal gradient) runs batched over tokens with
 step 1/L, L = the largest eigenvalue of M M^T (taken from the small C x C Gram M^T M, which
 has the same nonzero eigenvalues). Gradients flow through the unrolled iterations. This is
-the slow reference of the paper's motivation, not a method meant to be fast.
+the slow reference of the paper's motivation, not a method meant to be fast. Like every
+quantizer it takes tokens ``(..., C)`` or maps ``(N, C, *spatial)`` (see
+:mod:`svqcast.quantizers.base`).
 """
 
 from __future__ import annotations
@@ -24,11 +26,9 @@ from svqcast.quantizers.svq import (
     CODEBOOK_INITS,
     check_positive,
     chunked_map,
-    from_tokens,
     init_codebook_,
     output_scale_stats,
     sample_code_weights,
-    to_tokens,
 )
 
 
@@ -48,6 +48,8 @@ class SparseRegressionQuantizer(Quantizer):
             the unrolled iterations are stored for one chunk at a time.
         collect_stats: add ``zero_frac`` (exact zeros in w), ``objective`` (mean lasso
             objective per token), ``out_std`` and ``out_in_std_ratio`` to every output.
+        channel_first: where the channels of the input sit (None = infer from ``ndim``:
+            channel-first maps (N, C, ...) when >= 4, channel-last tokens (..., C) when <= 3).
     """
 
     def __init__(
@@ -61,8 +63,9 @@ class SparseRegressionQuantizer(Quantizer):
         init: str = "normal",
         chunk_size: int = 4096,
         collect_stats: bool = False,
+        channel_first: bool | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(channel_first)
         where = "quantizer 'svq_raw'"
         for name, value in (
             ("dim", dim),
@@ -126,18 +129,17 @@ class SparseRegressionQuantizer(Quantizer):
         return 0.5 * (residual * residual).sum(1) + self.lam * weights.abs().sum(1)
 
     def code_weights(self, z: torch.Tensor) -> torch.Tensor:
-        """Lasso weights: (N, C, H, W) -> (N, H, W, K); (T, C) -> (T, K)."""
-        if z.ndim == 4:
-            self.check_input(z, self.dim)
-            n, _, h, w = z.shape
-            flat = self.code_weights(to_tokens(z))
-            return flat.reshape(n, h, w, self.codebook_size)
-        if z.ndim != 2 or z.shape[1] != self.dim:
-            raise ValueError(
-                f"code_weights expects (N, {self.dim}, H, W) or (T, {self.dim}), "
-                f"got {tuple(z.shape)}"
-            )
-        parts = [self.solve(z[s : s + self.chunk_size]) for s in range(0, len(z), self.chunk_size)]
+        """Lasso weights, K last: (..., C) -> (..., K) for channel-last tokens (so (T, C) ->
+        (T, K)), (N, C, *S) -> (N, *S, K) for channel-first maps."""
+        layout = self.token_layout(z)
+        return layout.unflatten(self._solve_chunks(layout.tokens(z)))
+
+    def _solve_chunks(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(T, C) -> (T, K), ``chunk_size`` tokens at a time."""
+        parts = [
+            self.solve(tokens[s : s + self.chunk_size])
+            for s in range(0, len(tokens), self.chunk_size)
+        ]
         return torch.cat(parts)
 
     def weight_sample(self, z: torch.Tensor, max_tokens: int = 1024) -> torch.Tensor:
@@ -145,21 +147,21 @@ class SparseRegressionQuantizer(Quantizer):
         return sample_code_weights(self, z, max_tokens)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        self.check_input(z, self.dim)
+        layout = self.token_layout(z)
         # FISTA in bf16 would not converge: solve in the codebook's dtype, autocast or not.
         with torch.autocast(device_type=z.device.type, enabled=False):
-            tokens = to_tokens(z).to(self.codebook.dtype)  # (T, C)
+            tokens = layout.tokens(z).to(self.codebook.dtype)  # (T, C)
             q = chunked_map(
                 lambda part: self.solve(part) @ self.codebook,
                 tokens,
                 self.chunk_size,
                 [self.codebook],
             )
-        quantized = from_tokens(q, z)
+        quantized = layout.restore(q)
         stats: dict[str, torch.Tensor] = {}
         if self.collect_stats:
             with torch.no_grad(), torch.autocast(device_type=z.device.type, enabled=False):
-                w = self.code_weights(tokens)
+                w = self._solve_chunks(tokens)
                 stats = {
                     "zero_frac": (w == 0).float().mean(),
                     "objective": self.objective(tokens, w).mean().float(),
@@ -172,6 +174,7 @@ class SparseRegressionQuantizer(Quantizer):
             f"dim={self.dim}, codebook_size={self.codebook_size}, lam={self.lam}, "
             f"iterations={self.iterations}, tol={self.tol}, init={self.init!r}, "
             f"learn_codebook={self.codebook.requires_grad}"
+            + ("" if self.channel_first is None else f", channel_first={self.channel_first}")
         )
 
 

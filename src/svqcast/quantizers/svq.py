@@ -12,6 +12,9 @@ every parameter, without ever building the (tokens, K) weight tensor. That fold 
 path; the direct formula stays available (``fast=False``, :meth:`SVQ.direct`) as the
 reference. With ``out_relu=True`` the fold does not apply and the direct formula runs in
 token chunks with activation checkpointing, so memory stays bounded by one chunk.
+
+Both work on any layout of the contract (:mod:`svqcast.quantizers.base`): tokens
+``(..., C)`` or maps ``(N, C, *spatial)`` are flattened to ``(T, C)`` and restored.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import nn
 
 from svqcast.errors import ConfigError, choices_error
@@ -71,22 +73,6 @@ def init_codebook_(codebook: torch.Tensor, init: str) -> torch.Tensor:
     if init == "orthogonal":
         return nn.init.orthogonal_(codebook)
     raise choices_error("codebook init", init, CODEBOOK_INITS)
-
-
-def to_tokens(z: torch.Tensor) -> torch.Tensor:
-    """(N, C, H, W) -> (N*H*W, C); a view (no copy) for channels-last inputs."""
-    return rearrange(z, "n c h w -> (n h w) c")
-
-
-def from_tokens(tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(N*H*W, C) -> (N, C, H, W) in the memory format of ``like`` (channels-last stays so)."""
-    n, _, h, w = like.shape
-    out = rearrange(tokens, "(n h w) c -> n c h w", n=n, h=h, w=w)  # channels-last strides
-    if like.is_contiguous():
-        return out.contiguous()
-    if like.is_contiguous(memory_format=torch.channels_last):
-        return out.contiguous(memory_format=torch.channels_last)
-    return out.contiguous()
 
 
 class _ChunkedRecompute(torch.autograd.Function):
@@ -164,7 +150,7 @@ def perplexity_from_counts(counts: torch.Tensor) -> torch.Tensor:
 
 
 def output_scale_stats(z: torch.Tensor, quantized: torch.Tensor) -> dict[str, torch.Tensor]:
-    """std of the quantized map and its ratio to the std of the input (global, all elements)."""
+    """std of the output and its ratio to the std of the input (global, all elements)."""
     out_std = quantized.detach().float().std()
     in_std = z.detach().float().std()
     return {"out_std": out_std, "out_in_std_ratio": out_std / in_std.clamp_min(1e-12)}
@@ -178,11 +164,11 @@ def _no_autocast(device: torch.device):
 def sample_code_weights(quantizer: Quantizer, z: torch.Tensor, max_tokens: int) -> torch.Tensor:
     """All code weights of at most ``max_tokens`` evenly spaced tokens of ``z``, flattened.
 
-    ``quantizer`` needs ``code_weights((T, C)) -> (T, K)`` and a ``codebook``.
+    ``quantizer`` needs ``code_weights((T, C)) -> (T, K)`` and a ``codebook``; ``z`` may
+    have any layout of the contract (tokens in the order of ``TokenLayout.tokens``).
     """
     check_positive("max_tokens", max_tokens, f"{type(quantizer).__name__}.weight_sample")
-    quantizer.check_input(z, quantizer.dim)
-    tokens = to_tokens(z)
+    tokens = quantizer.token_layout(z).tokens(z)
     if tokens.shape[0] > max_tokens:
         idx = torch.linspace(0, tokens.shape[0] - 1, max_tokens, device=z.device).long()
         tokens = tokens[idx]
@@ -209,6 +195,8 @@ class SVQ(Quantizer):
         freeze_mlp: keep the MLP fixed at its random init (the paper's "frozen MLP" ablation).
         chunk_size: tokens per chunk for the chunked direct path and the diagnostics.
         collect_stats: compute the code-usage diagnostics in every forward (costly).
+        channel_first: where the channels of the input sit (None = infer from ``ndim``:
+            channel-first maps (N, C, ...) when >= 4, channel-last tokens (..., C) when <= 3).
     """
 
     def __init__(
@@ -225,8 +213,9 @@ class SVQ(Quantizer):
         freeze_mlp: bool = False,
         chunk_size: int = 4096,
         collect_stats: bool = False,
+        channel_first: bool | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(channel_first)
         for name, value in (
             ("dim", dim),
             ("codebook_size", codebook_size),
@@ -317,9 +306,9 @@ class SVQ(Quantizer):
         raise choices_error("SVQ path", path, ("folded", "chunked", "direct"))
 
     def quantize(self, z: torch.Tensor, path: str | None = None) -> torch.Tensor:
-        """(N, C, H, W) -> (N, C, H, W) by ``path`` (default: the one ``forward`` uses)."""
-        self.check_input(z, self.dim)
-        return from_tokens(self.quantize_tokens(to_tokens(z), path), z)
+        """``z`` -> same shape by ``path`` (default: the one ``forward`` uses); any layout."""
+        layout = self.token_layout(z)
+        return layout.restore(self.quantize_tokens(layout.tokens(z), path))
 
     def direct(self, z: torch.Tensor) -> torch.Tensor:
         """The reference direct formula ``w M`` in one piece: builds the (tokens, K) weights."""
@@ -332,25 +321,19 @@ class SVQ(Quantizer):
 
     # ------------------------------------------------------------------ inspection
     def code_weights(self, z: torch.Tensor) -> torch.Tensor:
-        """The K code weights of every token: (N, C, H, W) -> (N, H, W, K), (T, C) -> (T, K).
+        """The K code weights of every token, K last: (..., C) -> (..., K) for channel-last
+        tokens (so (T, C) -> (T, K)), (N, C, *S) -> (N, *S, K) for channel-first maps.
 
         Computed chunk by chunk (the hidden activations never exist for all tokens at once);
         differentiable when grad mode is on.
         """
-        if z.ndim == 4:
-            self.check_input(z, self.dim)
-            n, _, h, w = z.shape
-            flat = self.code_weights(to_tokens(z))
-            return rearrange(flat, "(n h w) k -> n h w k", n=n, h=h, w=w)
-        if z.ndim != 2 or z.shape[1] != self.dim:
-            raise ValueError(
-                f"code_weights expects (N, {self.dim}, H, W) or (T, {self.dim}), "
-                f"got {tuple(z.shape)}"
-            )
+        layout = self.token_layout(z)
+        tokens = layout.tokens(z)
         parts = [
-            self._weights(z[s : s + self.chunk_size]) for s in range(0, z.shape[0], self.chunk_size)
+            self._weights(tokens[s : s + self.chunk_size])
+            for s in range(0, tokens.shape[0], self.chunk_size)
         ]
-        return torch.cat(parts) if len(parts) != 1 else parts[0]
+        return layout.unflatten(torch.cat(parts) if len(parts) != 1 else parts[0])
 
     def weight_sample(self, z: torch.Tensor, max_tokens: int = 1024) -> torch.Tensor:
         """A 1-D sample of code weights (for histograms): all K weights of at most
@@ -399,11 +382,12 @@ class SVQ(Quantizer):
         weights / all weights, ``usage_z3`` = fraction of codes with at least one active
         weight, ``near_zero_frac`` = fraction with |w| < 0.01 * std(w), ``weight_mean`` /
         ``weight_std`` the global moments, ``out_std`` = std of the quantized map and
-        ``out_in_std_ratio`` = std(q) / std(z). Two chunked passes; nothing is kept.
+        ``out_in_std_ratio`` = std(q) / std(z). Two chunked passes; nothing is kept. The
+        same tokens give the same diagnostics in every layout.
         """
-        self.check_input(z, self.dim)
+        layout = self.token_layout(z)
         with _no_autocast(z.device):
-            tokens = to_tokens(z).to(self.codebook.dtype)
+            tokens = layout.tokens(z).to(self.codebook.dtype)
             mean, std = self._weight_moments(tokens)
             k = self.codebook_size
             counts3 = torch.zeros(k, dtype=torch.float64, device=z.device)
@@ -438,6 +422,7 @@ class SVQ(Quantizer):
             f"dim={self.dim}, codebook_size={self.codebook_size}, middim={self.middim}, "
             f"hid_relu={self.hid_relu}, out_relu={self.out_relu}, init={self.init!r}, "
             f"freeze_codebook={self.freeze_codebook}, path={self.path!r}"
+            + ("" if self.channel_first is None else f", channel_first={self.channel_first}")
         )
 
 
@@ -451,8 +436,14 @@ class BottleneckMLP(Quantizer):
     the fold ``W2^T M`` (and bias ``b2 M``): same capacity, no codes.
     """
 
-    def __init__(self, dim: int, middim: int = 128, hid_relu: bool = True) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        dim: int,
+        middim: int = 128,
+        hid_relu: bool = True,
+        channel_first: bool | None = None,
+    ) -> None:
+        super().__init__(channel_first)
         check_positive("dim", dim, "quantizer 'mlp'")
         check_positive("middim", middim, "quantizer 'mlp'")
         self.dim = dim
@@ -462,11 +453,11 @@ class BottleneckMLP(Quantizer):
         self.out = nn.Linear(middim, dim)
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
-        self.check_input(z, self.dim)
-        h = self.hidden(to_tokens(z))  # (T, middim)
+        layout = self.token_layout(z)
+        h = self.hidden(layout.tokens(z))  # (T, middim)
         if self.hid_relu:
             h = F.relu(h)
-        return QuantizerOutput(from_tokens(self.out(h), z), self.zero_loss(z), {})
+        return QuantizerOutput(layout.restore(self.out(h)), self.zero_loss(z), {})
 
 
 __all__ = ["CODEBOOK_INITS", "SVQ", "BottleneckMLP", "init_codebook_"]

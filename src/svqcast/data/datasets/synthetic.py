@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data import weather
 from svqcast.data.base import Splits
+from svqcast.data.datasets import weather
 from svqcast.errors import ConfigError
+from svqcast.io import atomic_fill
 
 FOLDER = "synthetic_weather"  # under the data root; holds a WeatherBench-style tree
 MARKER = "synthetic_weather.json"
@@ -307,10 +308,9 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
                 test_years=(ys[-n_test], ys[-1]),
             )
     if _read_marker(root) != wanted or not is_present(name, root):
-        from svqcast.data.commands import synth as atomic_synth
-
         print(f"svqcast: generating {name} under {data_root(root)} (seed {wanted.seed})")
-        atomic_synth(name, root, **{k: v for k, v in asdict(wanted).items() if k != "version"})
+        params = {k: v for k, v in asdict(wanted).items() if k != "version"}
+        atomic_fill(root, lambda tmp: synth(name, tmp, **params))
     splits = weather.load("weather_t2m", data_root(root), **options)
     splits.spec = replace(splits.spec, name=name)
     splits.spec.extra["synthetic"] = asdict(wanted)

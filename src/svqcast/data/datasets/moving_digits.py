@@ -14,16 +14,14 @@ it with the Moving MNIST loader (same options, splits and climatology as ``mmnis
 from __future__ import annotations
 
 import gzip
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from svqcast.data import mmnist
 from svqcast.data.base import Splits
+from svqcast.data.datasets import mmnist
 from svqcast.errors import ConfigError, DataError
+from svqcast.io import atomic_fill
 
 FOLDER = "moving_digits"
 TEST_FRACTION = 0.2
@@ -143,20 +141,15 @@ def synth(
     test = np.empty((test_frames, test_sequences, mmnist.CANVAS, mmnist.CANVAS), np.uint8)
     for i in range(test_sequences):
         test[:, i] = mmnist.bouncing_digits(test_digits, test_frames, rng, num_digits)
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / FOLDER
-    tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER}-", dir=root))
-    try:
-        mmnist.write_idx(tmp / (mmnist.DIGITS_FILE + ".gz"), train_digits)
-        np.save(tmp / mmnist.TEST_FILE, test)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+
+    def write(tmp: Path) -> Path:
+        folder = tmp / FOLDER
+        folder.mkdir()
+        mmnist.write_idx(folder / (mmnist.DIGITS_FILE + ".gz"), train_digits)
+        np.save(folder / mmnist.TEST_FILE, test)
+        return folder
+
+    return atomic_fill(root, write)  # the old folder stays until the new one is complete
 
 
 def load(

@@ -1,4 +1,4 @@
-"""The training engine: :class:`ForecastModule` (a LightningModule) and resumable data loading.
+"""The training engine: :class:`ForecastModule`, a LightningModule.
 
 ``ForecastModule`` holds a SimVP forecaster built from its keyword arguments plus the
 dataset's :class:`~svqcast.data.spec.DataSpec` (input shape, output length). It trains on
@@ -7,21 +7,14 @@ quantizer's auxiliary loss), validates with the same loss and physical-unit metr
 test time evaluates the model AND the persistence and climatology baselines on the same
 batches, plus quantizer diagnostics, writing a report and plots into the run folder.
 
-Exact resume (mid-epoch included) needs three things Lightning does not do by itself:
-a sampler whose order depends only on ``(seed, epoch)`` (:class:`EpochSampler`), a data
-loader that remembers how many batches of the epoch it has handed out and skips them after a
-restart (:class:`ResumableLoader`, picked up by Lightning through ``state_dict`` /
-``load_state_dict``), and the global RNG states saved in the checkpoint (done here in
-``on_save_checkpoint`` / ``on_load_checkpoint``). :class:`EngineDataModule` wraps the
-datasets of :class:`~svqcast.data.datamodule.ForecastDataModule` into such loaders; its
-evaluation loaders shard the data across DDP ranks WITHOUT padding, so test metrics summed
-over ranks count every test sample exactly once.
+Exact resume needs the resumable loaders of :mod:`svqcast.data.loaders` and the global RNG
+states, which this module saves in ``on_save_checkpoint`` and restores when training starts
+(:mod:`svqcast.training.checkpoints`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,218 +22,22 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import CheckpointError, ConfigError, SvqcastError, choices_error
+from svqcast.evaluation import baselines
+from svqcast.evaluation.reports import write_test_plots, write_test_report
+from svqcast.training.checkpoints import check_state_dict, rng_states, set_rng_states
 
 LOSSES = ("mae", "mse", "huber")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "none")
 INTERVALS = ("epoch", "step")
-# what the test report and demo table show, in this order (absent keys are skipped)
-SUMMARY_METRICS = ("mae", "mse", "rmse", "wrmse", "acc", "ssim", "ssim_openstl", "psnr")
 WEIGHT_SAMPLE_SIZE = 200_000  # code weights kept for the SVQ histogram
 
 
 class NonFiniteLossError(SvqcastError, FloatingPointError):
     """Training produced a NaN/inf loss; the last good checkpoint is kept."""
-
-
-# --------------------------------------------------------------------------- data loading
-
-
-def _dist_info() -> tuple[int, int]:
-    """(world size, rank) of the default process group, (1, 0) without one."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size(), torch.distributed.get_rank()
-    return 1, 0
-
-
-class EpochSampler(Sampler[int]):
-    """Indices whose order depends only on ``(seed, epoch)``; sharded across DDP ranks.
-
-    ``pad=True`` (training) repeats a few indices so that every rank gets the same number of
-    samples (DDP needs equal step counts); ``pad=False`` (evaluation) gives rank r the indices
-    r, r + world, ... so that every sample is seen exactly once over all ranks.
-    ``resume_at(epoch, n)`` drops the first ``n`` indices of that epoch's next iteration only
-    (mid-epoch resume); it is checked when iteration starts, after Lightning's set_epoch.
-    """
-
-    def __init__(
-        self,
-        length: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
-        pad: bool = True,
-        num_replicas: int | None = None,
-        rank: int | None = None,
-    ) -> None:
-        world, this_rank = _dist_info()
-        self.length = length
-        self.shuffle = shuffle
-        self.seed = seed
-        self.pad = pad
-        self.num_replicas = world if num_replicas is None else num_replicas
-        self.rank = this_rank if rank is None else rank
-        self.epoch = 0
-        self.skipped = 0  # indices dropped by the current/last iteration
-        self._resume: tuple[int, int] | None = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def resume_at(self, epoch: int, indices: int) -> None:
-        self._resume = (epoch, indices)
-
-    def _indices(self) -> list[int]:
-        if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.length, generator=gen).tolist()
-        else:
-            order = list(range(self.length))
-        if self.pad and self.num_replicas > 1:
-            total = math.ceil(self.length / self.num_replicas) * self.num_replicas
-            order = order + order[: total - self.length]
-        return order[self.rank :: self.num_replicas]
-
-    def __len__(self) -> int:
-        if self.pad:
-            return math.ceil(self.length / self.num_replicas)
-        return len(range(self.rank, self.length, self.num_replicas))
-
-    def __iter__(self) -> Iterator[int]:
-        self.skipped = 0
-        if self._resume is not None and self._resume[0] == self.epoch:
-            self.skipped = self._resume[1]
-        self._resume = None
-        return iter(self._indices()[self.skipped :])
-
-
-class ResumableLoader(DataLoader):
-    """A DataLoader over an :class:`EpochSampler` that Lightning can checkpoint mid-epoch.
-
-    ``state_dict()`` records the epoch and how many batches of it were handed out;
-    ``load_state_dict()`` makes the next iteration of that epoch skip exactly those
-    batches. Lightning calls both (a loader with these two methods counts as stateful) and
-    sets the epoch via ``sampler.set_epoch``. The length stays the full epoch length, as
-    Lightning expects. The loader draws its worker seeds from its own generator, seeded by
-    (seed, epoch), so it never consumes the global RNG (which would shift the model's random
-    numbers after a resume).
-    """
-
-    def __init__(self, dataset: Dataset, sampler: EpochSampler, **kwargs: Any) -> None:
-        super().__init__(dataset, sampler=sampler, generator=torch.Generator(), **kwargs)
-        self._counted = 0
-
-    def __iter__(self) -> Iterator[Any]:
-        sampler: EpochSampler = self.sampler  # type: ignore[assignment]
-        sampler.skipped = 0
-        self._counted = 0
-        self.generator.manual_seed(sampler.seed * 1_000_003 + sampler.epoch)
-        # datasets that draw fresh samples every epoch (Moving MNIST's generated training
-        # sequences) follow the sampler's epoch, so a resumed run sees the same samples
-        set_epoch = getattr(self.dataset, "set_epoch", None)
-        if callable(set_epoch):
-            set_epoch(sampler.epoch)
-        return _Counting(self, super().__iter__())  # the real iterator is created now
-
-    def state_dict(self) -> dict[str, int]:
-        sampler: EpochSampler = self.sampler  # type: ignore[assignment]
-        served = sampler.skipped // (self.batch_size or 1) + self._counted
-        return {"epoch": sampler.epoch, "batches": served}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        sampler: EpochSampler = self.sampler  # type: ignore[assignment]
-        epoch, batches = int(state["epoch"]), int(state["batches"])
-        if batches >= len(self):  # saved on the epoch's last batch: the next epoch is due
-            sampler.set_epoch(epoch + 1)
-            return
-        sampler.set_epoch(epoch)
-        sampler.resume_at(epoch, batches * (self.batch_size or 1))
-
-
-class _Counting:
-    """Iterator wrapper counting the batches a :class:`ResumableLoader` has handed out."""
-
-    def __init__(self, loader: ResumableLoader, it: Iterator[Any]) -> None:
-        self.loader, self.it = loader, it
-
-    def __iter__(self) -> _Counting:
-        return self
-
-    def __next__(self) -> Any:
-        batch = next(self.it)
-        self.loader._counted += 1
-        return batch
-
-
-def make_loader(
-    dataset: Dataset,
-    batch_size: int,
-    *,
-    train: bool,
-    seed: int = 0,
-    num_workers: int = 0,
-    **kwargs: Any,
-) -> ResumableLoader:
-    """A resumable loader: shuffled and padded across ranks for training, in order otherwise."""
-    sampler = EpochSampler(len(dataset), shuffle=train, seed=seed, pad=train)
-    return ResumableLoader(
-        dataset,
-        sampler,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        **kwargs,
-    )
-
-
-def _engine_datamodule_class() -> type:
-    from svqcast.data.datamodule import ForecastDataModule
-
-    class EngineDataModule(ForecastDataModule):
-        """ForecastDataModule whose loaders are resumable and shard without padding.
-
-        Same arguments as :class:`~svqcast.data.datamodule.ForecastDataModule`; only the
-        loaders differ. Use with ``Trainer(use_distributed_sampler=False)``.
-        """
-
-        def _rewrap(self, loader: DataLoader, train: bool) -> ResumableLoader:
-            return make_loader(
-                loader.dataset,
-                loader.batch_size or self.hparams.get("batch_size", 1),
-                train=train,
-                seed=int(self.hparams.get("seed", 0)),
-                num_workers=loader.num_workers,
-                collate_fn=loader.collate_fn,
-                pin_memory=loader.pin_memory,
-            )
-
-        def train_dataloader(self) -> ResumableLoader:
-            return self._rewrap(super().train_dataloader(), train=True)
-
-        def val_dataloader(self) -> ResumableLoader:
-            return self._rewrap(super().val_dataloader(), train=False)
-
-        def test_dataloader(self) -> ResumableLoader:
-            return self._rewrap(super().test_dataloader(), train=False)
-
-        def predict_dataloader(self) -> ResumableLoader:
-            return self._rewrap(super().predict_dataloader(), train=False)
-
-    return EngineDataModule
-
-
-def __getattr__(name: str) -> Any:
-    # EngineDataModule subclasses the data package's module: built on first access so that
-    # importing this file does not import every dataset dependency.
-    if name == "EngineDataModule":
-        cls = _engine_datamodule_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -390,14 +187,11 @@ class ForecastModule(L.LightningModule):
         self._build_metrics(spec)
 
     def _build_metrics(self, spec: DataSpec) -> None:
-        from svqcast.metrics import ForecastMetrics
+        from svqcast.evaluation.metrics import ForecastMetrics
 
         self.val_metrics = ForecastMetrics(spec, spec.out_len)
         self.test_metrics = nn.ModuleDict(
-            {
-                name: ForecastMetrics(spec, spec.out_len)
-                for name in ("model", "persistence", "climatology")
-            }
+            {name: ForecastMetrics(spec, spec.out_len) for name in ("model", *baselines.BASELINES)}
         )
 
     def setup(self, stage: str) -> None:
@@ -488,7 +282,6 @@ class ForecastModule(L.LightningModule):
             q.collect_stats = True
 
     def test_step(self, batch, batch_idx: int) -> None:
-        from svqcast import baselines
 
         x, y = batch[0], batch[1]
         clim = batch[2] if len(batch) > 2 else None
@@ -565,7 +358,6 @@ class ForecastModule(L.LightningModule):
     def _write_test_outputs(
         self, full: dict[str, dict[str, float]], stats: dict[str, float]
     ) -> None:
-        from svqcast.runs import write_test_report
 
         run_dir = Path(self.trainer.default_root_dir)
         # the metrics' own caveats (no latitudes, LPIPS unavailable, ...), once each
@@ -573,8 +365,6 @@ class ForecastModule(L.LightningModule):
         write_test_report(run_dir, full, stats, protocol=self._protocol(), notes=notes)
         if not self.hparams.plots:
             return
-        from svqcast.runs import write_test_plots
-
         write_test_plots(run_dir, self.spec, full, self._first_batch, self._weight_sample)
 
     def _protocol(self) -> str:
@@ -672,221 +462,3 @@ class ForecastModule(L.LightningModule):
         if self._pending_rng is not None:
             set_rng_states(self._pending_rng)
             self._pending_rng = None
-
-
-def rng_states() -> dict[str, Any]:
-    """Global RNG states of torch, CUDA, NumPy and Python, as tensors and plain types only
-    (loadable with ``torch.load(weights_only=True)``, which Lightning uses to resume)."""
-    import random
-
-    import numpy as np
-
-    kind, keys, pos, has_gauss, cached = np.random.get_state()  # noqa: NPY002
-    version, state, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "python": [version, torch.tensor(state, dtype=torch.int64), gauss],
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore what :func:`rng_states` saved."""
-    import random
-
-    import numpy as np
-
-    torch.set_rng_state(states["torch"])
-    if states.get("cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    kind, keys, pos, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
-    version, state, gauss = states["python"]
-    random.setstate((version, tuple(int(v) for v in state.tolist()), gauss))
-
-
-def check_state_dict(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Raise CheckpointError naming the first missing/unexpected/mis-shaped weight."""
-    own = module.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        parts = [
-            f"{what} {keys[0]!r} (+{len(keys) - 1} more)"
-            for what, keys in (("missing", missing), ("unexpected", unexpected))
-            if keys
-        ]
-        raise CheckpointError(
-            f"checkpoint does not match the model: {', '.join(parts)}; build the model with "
-            "the checkpoint's model options (its config.yaml)"
-        )
-    for key, value in state.items():
-        if tuple(own[key].shape) != tuple(value.shape):
-            raise CheckpointError(
-                f"checkpoint does not match the model: {key!r} has shape {tuple(value.shape)} "
-                f"in the checkpoint but {tuple(own[key].shape)} in the model; use the "
-                "checkpoint's model and data options (its config.yaml)"
-            )
-
-
-def load_module(path: str | Path, map_location: str = "cpu") -> ForecastModule:
-    """Rebuild a trained ForecastModule (model, EMA, DataSpec) from a checkpoint alone."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass a run's best.ckpt")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
-    # keys with a leading underscore are Lightning's (e.g. the CLI's "_instantiator")
-    hp = {k: v for k, v in (ckpt.get("hyper_parameters") or {}).items() if not k.startswith("_")}
-    if hp.get("spec") is None or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not an svqcast checkpoint (no DataSpec / state_dict)")
-    module = ForecastModule(**hp)
-    check_state_dict(module, ckpt["state_dict"])
-    module.load_state_dict(ckpt["state_dict"])
-    module.eval()
-    return module
-
-
-# --------------------------------------------------------------------------- predict files
-
-
-def _read_input(path: Path, spec: DataSpec) -> tuple[Any, dict[str, Any] | None]:
-    """(T, C, H, W) float32 physical array and, for netCDF, its time/lat/lon coordinates."""
-    import numpy as np
-
-    from svqcast.errors import DataError, DataNotFoundError
-
-    if not path.is_file():
-        raise DataNotFoundError(f"input file {path} does not exist")
-    if path.suffix == ".npy":
-        arr = np.load(path)
-        if arr.ndim == 3 and len(spec.channels) == 1:
-            arr = arr[:, None]  # (T, H, W) -> (T, 1, H, W)
-        return np.asarray(arr, dtype=np.float32), None
-    if path.suffix not in (".nc", ".nc4", ".netcdf"):
-        raise DataError(f"input {path}: use a .npy (T, C, H, W) array or a netCDF file")
-    import xarray as xr
-
-    with xr.open_dataset(path) as ds:
-        names = spec.channel_names
-        missing = [n for n in names if n not in ds.data_vars]
-        if missing:
-            raise DataError(
-                f"input {path} lacks variable(s) {', '.join(missing)} the model was trained on; "
-                f"it has {', '.join(map(str, ds.data_vars))}"
-            )
-        fields = []
-        for n in names:
-            da = ds[n].squeeze(drop=True)
-            if set(da.dims) != {"time", "lat", "lon"}:
-                raise DataError(
-                    f"variable {n} in {path} has dims {da.dims}; expected (time, lat, lon)"
-                )
-            fields.append(da.transpose("time", "lat", "lon").values)
-        coords = {k: ds[k].values for k in ("time", "lat", "lon")}
-    return np.stack(fields, axis=1).astype(np.float32), coords
-
-
-def predict_file(
-    ckpt: str | Path,
-    input_path: str | Path,
-    output: str | Path,
-    windows: str = "last",
-    batch_size: int = 16,
-) -> Path:
-    """Forecast ``input_path`` with the checkpoint and write de-normalised forecasts.
-
-    The input is in physical units, (T, C, H, W) with T >= in_len: the last window
-    (``windows="last"``) or every window (``"all"``) is forecast. ``.npy`` output is
-    (N, T_out, C, H, W); ``.nc`` output has one variable per channel with dims
-    (init_time, lead, lat, lon) and the valid ``time`` of every forecast frame when the
-    input carried times.
-    """
-    import numpy as np
-
-    from svqcast.errors import DataError
-    from svqcast.runs import atomic_write_bytes
-
-    module = load_module(ckpt)
-    spec = module.spec
-    input_path, output = Path(input_path), Path(output)
-    if output.suffix not in (".npy", ".nc"):
-        raise ConfigError(f"--output {output}: use a .npy or .nc file name")
-    arr, coords = _read_input(input_path, spec)
-    want = tuple(spec.in_shape[1:])
-    if arr.ndim != 4 or tuple(arr.shape[1:]) != want:
-        raise DataError(
-            f"input {input_path} has shape {arr.shape}; the checkpoint expects (T, "
-            f"{', '.join(map(str, want))}) with T >= {spec.in_len}"
-        )
-    if arr.shape[0] < spec.in_len:
-        raise DataError(
-            f"input {input_path} has {arr.shape[0]} frames; the model needs {spec.in_len}"
-        )
-    if not np.isfinite(arr).all():
-        raise DataError(f"input {input_path} contains NaN or inf values")
-    t_total = arr.shape[0]
-    starts = [t_total - spec.in_len] if windows == "last" else range(t_total - spec.in_len + 1)
-    x_all = torch.from_numpy(spec.normalizer.normalize(arr).astype(np.float32))
-    outs = []
-    with torch.no_grad():
-        for i in range(0, len(starts), batch_size):
-            chunk = [x_all[s : s + spec.in_len] for s in list(starts)[i : i + batch_size]]
-            outs.append(module.predict_step(torch.stack(chunk), 0).numpy())
-    pred = np.concatenate(outs)  # (N, T_out, C, H, W) physical units
-    if output.suffix == ".npy":
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, pred)
-        atomic_write_bytes(output, buf.getvalue())
-        return output
-    _write_netcdf(output, pred, spec, coords, list(starts))
-    return output
-
-
-def _write_netcdf(output: Path, pred, spec: DataSpec, coords, starts: list[int]) -> None:
-    import os
-    import tempfile
-
-    import numpy as np
-    import xarray as xr
-
-    step = spec.time_step_hours or 1.0
-    lead = np.arange(1, spec.out_len + 1) * step
-    lat = coords["lat"] if coords else spec.lat
-    lon = coords["lon"] if coords else spec.lon
-    data_coords: dict[str, Any] = {"lead": ("lead", lead, {"units": "hours"})}
-    if lat is not None:
-        data_coords["lat"] = ("lat", np.asarray(lat))
-    if lon is not None:
-        data_coords["lon"] = ("lon", np.asarray(lon))
-    if coords is not None and np.issubdtype(np.asarray(coords["time"]).dtype, np.datetime64):
-        times = np.asarray(coords["time"])
-        init = times[[s + spec.in_len - 1 for s in starts]]  # the last input frame
-        data_coords["init_time"] = ("init_time", init)
-        valid = init[:, None] + (lead * 3600).astype("timedelta64[s]")[None, :]
-        data_coords["time"] = (("init_time", "lead"), valid)
-    else:
-        data_coords["init_time"] = ("init_time", np.asarray(starts) + spec.in_len - 1)
-    variables = {
-        ch.name: (
-            ("init_time", "lead", "lat", "lon"),
-            pred[:, :, c],
-            {"units": ch.units, "long_name": f"forecast of {ch.name}"},
-        )
-        for c, ch in enumerate(spec.channels)
-    }
-    ds = xr.Dataset(variables, coords=data_coords, attrs={"source": "svqcast predict"})
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

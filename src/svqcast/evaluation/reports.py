@@ -1,4 +1,5 @@
-"""Run folders: atomic checkpoints, test reports and plots, and the reproduce results table.
+"""Reports: Markdown/CSV/JSON metric tables, a run's test report and plots, and the table of
+``svqcast reproduce`` results. Every file is written atomically.
 
 A run folder ``runs/<name>/`` holds::
 
@@ -8,16 +9,15 @@ A run folder ``runs/<name>/`` holds::
     test_metrics.{json,csv,md}   model, persistence and climatology on the test set
     quantizer.json       code usage / sparsity diagnostics (quantized models)
     plots/               forecast panels, error vs lead time, SVQ weight histogram
-
-Every file is written to a temporary name in the same folder and moved into place with
-``os.replace``, so an interrupted run never leaves a half-written checkpoint or report.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,83 +25,91 @@ from typing import Any
 import torch
 
 from svqcast.errors import ConfigError
+from svqcast.evaluation import plots
+from svqcast.evaluation.metrics import per_lead
+from svqcast.io import atomic_write_text
 
 REPORT_STEM = "test_metrics"
 QUANTIZER_REPORT = "quantizer.json"
 PLOTS_DIR = "plots"
+# the headline metrics of a test report and of the demo table, in this order (absent skipped)
+SUMMARY_METRICS = ("mae", "mse", "rmse", "wrmse", "acc", "ssim", "ssim_openstl", "psnr")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# ----------------------------------------------------------------------------- tables
 
 
-def _checkpoint_io_class() -> type:
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Checkpoints written to a temp file, flushed to disk, then ``os.replace``-d.
-
-        Lightning's own TorchCheckpointIO writes through an fsspec transaction (a temp file
-        moved on commit) for local paths; this makes the guarantee explicit and local: a
-        reader (or a resume after a crash) sees either the old file or the complete new one.
-        """
-
-        def save_checkpoint(
-            self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options=None
-        ) -> None:
-            if storage_options is not None:
-                raise TypeError("AtomicCheckpointIO does not take storage_options")
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    torch.save(checkpoint, f)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-
-    return AtomicCheckpointIO
+def _float(v: Any) -> float:
+    return float(v.item() if isinstance(v, torch.Tensor) else v)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "AtomicCheckpointIO":  # built lazily: importing Lightning is slow
-        cls = _checkpoint_io_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
+        return f"{v:.3e}"
+    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
 
 
-def ensure_writable(folder: Path) -> Path:
-    """Create ``folder`` (and parents) and prove it is writable, else a one-line ConfigError."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write to the run folder {folder}: {exc.strerror or exc}; "
-            "pass a writable --runs_dir or fix its permissions"
-        ) from None
-    return folder
+def _columns(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    cols: list[str] = []
+    for values in rows.values():
+        cols.extend(k for k in values if k not in cols)
+    return cols
 
 
-def has_checkpoints(folder: Path) -> bool:
-    return Path(folder).is_dir() and any(Path(folder).glob("*.ckpt"))
+def format_table(rows: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> str:
+    """Markdown table: one row per model/baseline, one column per metric ('-' if missing)."""
+    if not metrics:
+        raise ConfigError("format_table needs at least one metric name")
+    lines = [
+        "| model | " + " | ".join(metrics) + " |",
+        "|---|" + "---:|" * len(metrics),
+    ]
+    for name, values in rows.items():
+        cells = [_fmt(_float(values[m])) if m in values else "-" for m in metrics]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    rows: Mapping[str, Mapping[str, Any]],
+    path_stem: str | os.PathLike,
+    metrics: Sequence[str] | None = None,
+    notes: Sequence[str] = (),
+) -> dict[str, Path]:
+    """Write ``<stem>.json``, ``<stem>.csv`` (every key) and ``<stem>.md`` atomically.
+
+    The Markdown table shows ``metrics`` (default: the keys without a ``/``, i.e. no per-lead
+    or per-channel breakdown); ``notes`` go below it and into the JSON. NaN becomes null in
+    JSON and empty in CSV. Returns the three paths.
+    """
+    if not rows:
+        raise ConfigError("write_report needs at least one row (model or baseline)")
+    stem = Path(path_stem)
+    table = {name: {k: _float(v) for k, v in values.items()} for name, values in rows.items()}
+    cols = _columns(table)
+    md_cols = list(metrics) if metrics is not None else [c for c in cols if "/" not in c]
+    clean = {
+        name: {k: (v if math.isfinite(v) else None) for k, v in values.items()}
+        for name, values in table.items()
+    }
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model", *cols])
+    for name, values in clean.items():
+        writer.writerow([name, *("" if values.get(c) is None else repr(values[c]) for c in cols)])
+    md = format_table(table, md_cols or cols)
+    if notes:
+        md += "\n" + "".join(f"- {n}\n" for n in notes)
+    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("json", "csv", "md")}
+    report = {"rows": clean, "notes": list(notes)}
+    atomic_write_text(paths["json"], json.dumps(report, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(paths["csv"], buf.getvalue())
+    atomic_write_text(paths["md"], md)
+    return paths
 
 
 # ----------------------------------------------------------------------------- test reports
@@ -109,8 +117,6 @@ def has_checkpoints(folder: Path) -> bool:
 
 def summary_columns(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
     """The headline metrics present in ``rows``, in the engine's display order."""
-    from svqcast.training import SUMMARY_METRICS
-
     present = {k for values in rows.values() for k in values}
     return [m for m in SUMMARY_METRICS if m in present]
 
@@ -126,8 +132,6 @@ def write_test_report(
 
     ``notes`` (the metrics' caveats) are written under the table after the protocol note.
     """
-    from svqcast.metrics import write_report
-
     notes = [
         f"protocol: {protocol} ("
         + (
@@ -155,9 +159,6 @@ def write_test_plots(
     weight_sample: torch.Tensor | None,
 ) -> list[Path]:
     """Forecast panels, error vs lead time (model vs baselines), SVQ weight histogram."""
-    from svqcast import plots
-    from svqcast.metrics import per_lead
-
     out = Path(run_dir) / PLOTS_DIR
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -218,7 +219,7 @@ def append_result(results_stem: Path, entry: Mapping[str, Any]) -> dict[str, Pat
     return {"json": json_path, "md": md_path}
 
 
-def _fmt(v: Any) -> str:
+def _fmt_paper(v: Any) -> str:
     return "-" if v is None else f"{float(v):.4g}"
 
 
@@ -233,24 +234,10 @@ def results_markdown(entries: list[Mapping[str, Any]]) -> str:
         ours, paper = e.get("metrics", {}), e.get("paper", {}) or {}
         cells = [str(e["preset"]), str(e.get("protocol", "standard"))]
         for c in cols:
-            cells += [_fmt(ours.get(c)), _fmt(paper.get(c))]
+            cells += [_fmt_paper(ours.get(c)), _fmt_paper(paper.get(c))]
         lines.append("| " + " | ".join(cells) + " |")
     note = (
         "\nPaper numbers: de-normalised test metrics published in the paper (OpenSTL "
         "protocol: checkpoint chosen on the test set); ours follow each row's protocol.\n"
     )
     return "\n".join(lines) + "\n" + note
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,7 +1,7 @@
 """Reference forecasts every model must beat: persistence and the training climatology.
 
 Both work on normalised (B, T, C, H, W) tensors, like the models, so their predictions go
-through the same :class:`~svqcast.metrics.ForecastMetrics` as a model's.
+through the same :class:`~svqcast.evaluation.metrics.ForecastMetrics` as a model's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError
-from svqcast.metrics import ForecastMetrics
+from svqcast.evaluation.metrics import ForecastMetrics
 
 BASELINES: tuple[str, ...] = ("persistence", "climatology")
 
@@ -37,7 +37,7 @@ class BaselineEvaluator:
     """Scores persistence (and climatology, when batches carry it) with ForecastMetrics.
 
     ``update(x, y, clim=None)`` per test batch, ``compute()`` -> ``{"persistence": {...},
-    "climatology": {...}}`` of floats, ready for :func:`svqcast.metrics.write_report`.
+    "climatology": {...}}`` of floats, ready for :func:`svqcast.evaluation.metrics.write_report`.
     Climatology is only reported when every batch had a climatology.
     """
 

@@ -8,7 +8,6 @@ function writes its PNG atomically (temporary file + ``os.replace``) and returns
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ import numpy as np
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, DataError
+from svqcast.evaluation.baselines import BASELINES
+from svqcast.io import atomic_path
 
-BASELINE_NAMES = ("persistence", "climatology")
 MAX_DEFAULT_LEADS = 4
 LAYOUT = "constrained"
 LON_TICKS = (0, 90, 180, 270)
@@ -34,15 +34,8 @@ def _array(a: Any, name: str) -> np.ndarray:
 def _save(fig: Any, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -178,7 +171,7 @@ def plot_error_vs_lead(
     ax = fig.add_subplot()
     for name, v in curves.items():
         leads = np.arange(1, v.size + 1) * (time_step_hours or 1)
-        style = "--" if name in BASELINE_NAMES else "-"
+        style = "--" if name in BASELINES else "-"
         ax.plot(leads, v, style, marker="o", markersize=3, label=name)
     ax.set_xlabel("lead time [h]" if time_step_hours else "lead (output frame)")
     ax.set_ylabel(metric)

@@ -22,13 +22,8 @@ multi-channel weather ``"<metric>/<channel>"`` and ``"<metric>/<channel>/lead_01
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-import os
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -465,100 +460,11 @@ class ForecastMetrics(Metric):
         return out
 
 
-# ------------------------------------------------------------------ reports
-
-
-def _float(v: Any) -> float:
-    return float(v.item() if isinstance(v, torch.Tensor) else v)
-
-
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if not math.isfinite(v):
-        return str(v)
-    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-3):
-        return f"{v:.3e}"
-    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
-
-
-def _columns(rows: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    cols: list[str] = []
-    for values in rows.values():
-        cols.extend(k for k in values if k not in cols)
-    return cols
-
-
-def format_table(rows: Mapping[str, Mapping[str, Any]], metrics: Sequence[str]) -> str:
-    """Markdown table: one row per model/baseline, one column per metric ('-' if missing)."""
-    if not metrics:
-        raise ConfigError("format_table needs at least one metric name")
-    lines = [
-        "| model | " + " | ".join(metrics) + " |",
-        "|---|" + "---:|" * len(metrics),
-    ]
-    for name, values in rows.items():
-        cells = [_fmt(_float(values[m])) if m in values else "-" for m in metrics]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_report(
-    rows: Mapping[str, Mapping[str, Any]],
-    path_stem: str | os.PathLike,
-    metrics: Sequence[str] | None = None,
-    notes: Sequence[str] = (),
-) -> dict[str, Path]:
-    """Write ``<stem>.json``, ``<stem>.csv`` (every key) and ``<stem>.md`` atomically.
-
-    The Markdown table shows ``metrics`` (default: the keys without a ``/``, i.e. no per-lead
-    or per-channel breakdown); ``notes`` go below it and into the JSON. NaN becomes null in
-    JSON and empty in CSV. Returns the three paths.
-    """
-    if not rows:
-        raise ConfigError("write_report needs at least one row (model or baseline)")
-    stem = Path(path_stem)
-    table = {name: {k: _float(v) for k, v in values.items()} for name, values in rows.items()}
-    cols = _columns(table)
-    md_cols = list(metrics) if metrics is not None else [c for c in cols if "/" not in c]
-    clean = {
-        name: {k: (v if math.isfinite(v) else None) for k, v in values.items()}
-        for name, values in table.items()
-    }
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["model", *cols])
-    for name, values in clean.items():
-        writer.writerow([name, *("" if values.get(c) is None else repr(values[c]) for c in cols)])
-    md = format_table(table, md_cols or cols)
-    if notes:
-        md += "\n" + "".join(f"- {n}\n" for n in notes)
-    paths = {ext: stem.with_name(f"{stem.name}.{ext}") for ext in ("json", "csv", "md")}
-    report = {"rows": clean, "notes": list(notes)}
-    _atomic_write(paths["json"], json.dumps(report, indent=2, allow_nan=False) + "\n")
-    _atomic_write(paths["csv"], buf.getvalue())
-    _atomic_write(paths["md"], md)
-    return paths
-
-
 __all__ = [
     "VIDEO_METRICS",
     "WEATHER_METRICS",
     "ForecastMetrics",
     "acc",
-    "format_table",
     "lat_weights",
     "lead_name",
     "lpips_status",
@@ -571,5 +477,4 @@ __all__ = [
     "ssim",
     "ssim_frames",
     "wrmse",
-    "write_report",
 ]

@@ -1,0 +1,210 @@
+"""The accuracy benchmark's tables: per-row summaries over seeds and the written report.
+
+:func:`markdown_table` makes one group's table (mean +- std over seeds of each metric, the
+ratio to the matching no-quantizer row, median step time, peak memory, and the persistence
+and climatology baselines); :func:`write_report` writes ``accuracy.md`` (the tables) and
+``accuracy.json`` (every run's record) into the output folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from svqcast.io import atomic_write_text
+
+from .runner import write_json
+from .variants import BASELINES, GROUPS, Budget, Group, describe_budget, reference_row, variants
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return float("nan"), float("nan")
+    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
+    return statistics.fmean(finite), std
+
+
+def _num(v: float, digits: int = 4) -> str:
+    if v is None or not math.isfinite(v):
+        return "n/a"
+    return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:.0f}"
+
+
+@dataclass
+class RowSummary:
+    """Mean and std over seeds of one variant, with its ratios to the reference row."""
+
+    name: str
+    label: str
+    seeds: int
+    diverged: int
+    metrics: dict[str, tuple[float, float]]
+    ratios: dict[str, float]
+    step_ms: float
+    peak_rss_mib: float | None
+    train_rss_mib: float | None
+    reference: str | None
+
+
+def summarise(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> list[RowSummary]:
+    """One :class:`RowSummary` per row of ``group`` that has records."""
+    table = variants()
+    rows = [r for r in group.rows if records.get(r)]
+    out: list[RowSummary] = []
+    for name in rows:
+        recs = records[name]
+        ok = [r for r in recs if r.get("status") == "ok"]
+        metrics = {m: _mean_std([r["metrics"].get(m, math.nan) for r in ok]) for m in group.metrics}
+        ref = reference_row(name, rows)
+        ratios: dict[str, float] = {}
+        if ref is not None:
+            ref_ok = [r for r in records[ref] if r.get("status") == "ok"]
+            for m in group.metrics:
+                base = _mean_std([r["metrics"].get(m, math.nan) for r in ref_ok])[0]
+                ratios[m] = metrics[m][0] / base if base and math.isfinite(base) else math.nan
+        peaks = [r["peak_rss_mib"] for r in recs if r.get("peak_rss_mib") is not None]
+        trains = [r["train_rss_mib"] for r in recs if r.get("train_rss_mib") is not None]
+        out.append(
+            RowSummary(
+                name=name,
+                label=table[name].label,
+                seeds=len(recs),
+                diverged=len(recs) - len(ok),
+                metrics=metrics,
+                ratios=ratios,
+                step_ms=1000.0 * statistics.median([r["step_seconds"] for r in recs]),
+                peak_rss_mib=max(peaks) if peaks else None,
+                train_rss_mib=max(trains) if trains else None,
+                reference=ref,
+            )
+        )
+    return out
+
+
+def baseline_rows(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> list[str]:
+    """Markdown rows for the persistence and climatology baselines, taken from the test runs
+    of the clean no-quantizer row and, for persistence, of each observation-noise level
+    (persistence repeats the noisy last input; climatology ignores the inputs)."""
+    lines, seen = [], set()
+    blanks = " |" * 4
+    for name in group.rows:
+        v = variants()[name]
+        ok = [r for r in records.get(name, []) if r.get("status") == "ok"]
+        if v.quantizer != "none" or v.noise or not ok or v.obs_noise in seen:
+            continue
+        seen.add(v.obs_noise)
+        for base in BASELINES:
+            values = ok[0].get("baselines", {}).get(base)
+            if values is None or (base == "climatology" and v.obs_noise):
+                continue
+            note = f" (inputs with obs. noise {v.obs_noise})" if v.obs_noise else ""
+            cells = " | ".join(_num(values.get(m, math.nan)) for m in group.metrics)
+            lines.append(f"| {base}{note} | {cells} |{blanks}")
+    return lines
+
+
+METRIC_TITLES = {"mae": "MAE", "rmse": "RMSE", "wrmse": "lat-w. RMSE", "mse": "MSE", "ssim": "SSIM"}
+
+
+def markdown_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> str:
+    """The group's table: mean +- std over seeds, ratio to the matching no-quantizer row."""
+    heads = [METRIC_TITLES.get(m, m) for m in group.metrics]
+    ratio_head = " / ".join(heads)
+    lines = [
+        "| variant | "
+        + " | ".join(heads)
+        + f" | ratio to no quantizer ({ratio_head})"
+        + " | step (ms) | peak RSS, training (MiB) | seeds |",
+        "|---" * (len(heads) + 5) + "|",
+    ]
+    for row in summarise(group, records):
+        cells = []
+        for m in group.metrics:
+            mean, std = row.metrics[m]
+            cells.append(f"{_num(mean)} ± {_num(std, 2)}")
+        if row.reference is None:
+            ratio = "n/a"
+        elif row.reference == row.name:
+            ratio = "1 (reference)"
+        else:
+            ratio = " / ".join(f"{row.ratios[m]:.3f}" for m in group.metrics)
+        peak = "n/a" if row.peak_rss_mib is None else f"{row.peak_rss_mib:.0f}"
+        if row.train_rss_mib is not None:
+            peak += f" (+{row.train_rss_mib:.0f})"
+        seeds = f"{row.seeds}" + (f" ({row.diverged} diverged)" if row.diverged else "")
+        lines.append(
+            f"| {row.label} | "
+            + " | ".join(cells)
+            + f" | {ratio} | {row.step_ms:.0f} | {peak} | {seeds} |"
+        )
+    lines.extend(baseline_rows(group, records))
+    return "\n".join(lines)
+
+
+def group_section(name: str, budget: Budget, quick: bool, records: Mapping[str, list]) -> str:
+    """The Markdown section of group ``name``: its title (with its budget unless that is the
+    full one) and its table."""
+    group = GROUPS[name]
+    note = "" if budget.name == "full" or quick else f" (budget {budget.name})"
+    return f"### {group.title}{note}\n\n{markdown_table(group, records)}\n"
+
+
+def write_report(
+    out_dir: Path,
+    *,
+    quick: bool,
+    budgets: Mapping[str, Budget],
+    seeds: Sequence[int],
+    threads: int | None,
+    sections: Sequence[str],
+    raw: Mapping[str, Mapping[str, list[dict[str, Any]]]],
+    log=print,
+) -> Path:
+    """Write ``accuracy[_quick].json`` (budgets, seeds, machine and every record by group and
+    row) and ``accuracy[_quick].md`` (the budgets and the group ``sections``) into
+    ``out_dir``; return the Markdown path. ``budgets`` maps each group to its budget."""
+    used = {b.name: b for b in budgets.values()}  # each budget described once, in group order
+    suffix = "_quick" if quick else ""
+    stem = out_dir / f"accuracy{suffix}"
+    meta = {
+        "budgets": {b.name: asdict(b) for b in used.values()},
+        "fingerprints": {b.name: b.fingerprint() for b in used.values()},
+        "group_budgets": {name: b.name for name, b in budgets.items()},
+        "seeds": list(seeds),
+        "machine": machine_description(threads),
+    }
+    write_json(stem.with_suffix(".json"), {"meta": meta, "groups": raw})
+    described = "\n\n".join(describe_budget(b) for b in used.values())
+    text = f"{described}\n\nseeds {list(seeds)}; machine: {meta['machine']}\n\n" + "\n".join(
+        sections
+    )
+    md = stem.with_suffix(".md")
+    atomic_write_text(md, text)
+    log(f"wrote {md} and {stem.with_suffix('.json')}")
+    return md
+
+
+def machine_description(threads: int | None) -> str:
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    n = threads or torch.get_num_threads()
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {n} threads, "
+        f"Python {platform.python_version()}"
+    )

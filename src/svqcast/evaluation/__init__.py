@@ -1,0 +1,2 @@
+"""Evaluation: metrics (:mod:`.metrics`), the persistence and climatology baselines
+(:mod:`.baselines`), reports (:mod:`.reports`) and plots (:mod:`.plots`)."""

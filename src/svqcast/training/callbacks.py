@@ -1,0 +1,45 @@
+"""The callbacks every ``svqcast fit`` run gets: the resolved config saved per stage, and the
+checkpoints of a run folder (best on the validation loss, the latest for resuming)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import SaveConfigCallback
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Saves the resolved config as config.yaml (fit) or config_<stage>.yaml."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        stage = str(getattr(stage, "value", stage))  # TrainerFn or str
+        self.config_filename = "config.yaml" if stage == "fit" else f"config_{stage}.yaml"
+        super().setup(trainer, pl_module, stage)
+
+
+def run_checkpoints(run_dir: Path, every_n_steps: int = 0) -> list[ModelCheckpoint]:
+    """``best.ckpt`` (lowest val_loss) and ``last.ckpt`` (end of every epoch, and every
+    ``every_n_steps`` optimiser steps when > 0, for a mid-epoch resume)."""
+    callbacks = [
+        ModelCheckpoint(
+            dirpath=run_dir,
+            filename="best",
+            monitor="val_loss",
+            mode="min",
+            save_last=True,
+            enable_version_counter=False,
+        )
+    ]
+    if every_n_steps > 0:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir,
+                filename="last",
+                save_top_k=0,
+                save_last=True,
+                every_n_train_steps=every_n_steps,
+                enable_version_counter=False,
+            )
+        )
+    return callbacks
