@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from svqcast.evaluation.baselines import BASELINES
 from svqcast.io import atomic_write_text
 
 from .runner import write_json
-from .variants import BASELINES, GROUPS, Budget, Group, describe_budget, reference_row, variants
+from .variants import GROUPS, Budget, Group, describe_budget, reference_row, variants
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:

@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .variants import BASELINES, BUDGETS, variants
+from svqcast.evaluation.baselines import BASELINES
+
+from .variants import BUDGETS, variants
 
 if TYPE_CHECKING:
     from .runner import Task

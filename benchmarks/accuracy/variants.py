@@ -121,7 +121,6 @@ class Group:
 
 
 WEATHER_METRICS = ("mae", "rmse", "wrmse")
-BASELINES = ("persistence", "climatology")  # what the engine's test reports beside the model
 MAIN_ROWS = (
     "none",
     "svq",
