@@ -264,14 +264,3 @@ def test_multi_head_variants(heads, separate):
     out.quantized.sum().backward()
     assert out.quantized.shape == z.shape and z.grad.abs().sum() > 0
     assert 0.0 < out.stats["code_usage"].item() <= 1.0
-
-
-@pytest.mark.slow
-def test_readme_baseline_examples_run():
-    """The README's baseline-quantizer chapter examples run as written."""
-    from readme import run_blocks
-
-    namespace = run_blocks("Baseline quantizers")
-    out = namespace["out"]
-    assert out.quantized.shape == (8, 32, 16, 32)
-    assert 1.0 <= float(out.stats["perplexity"]) <= 1024

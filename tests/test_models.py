@@ -367,17 +367,3 @@ def test_simvp_svq_learns_motion_and_beats_persistence():
         mae = (model.eval()(x).prediction - y).abs().mean()
     persistence = (x[:, -1:] - y).abs().mean()  # repeat the last observed frame
     assert mae < 0.5 * persistence
-
-
-# ---------------------------------------------------------------- documentation
-
-
-@pytest.mark.slow
-def test_models_documentation_examples_run():
-    """The Python blocks of the README's models chapter run, in order, in one namespace."""
-    from readme import python_blocks, run_blocks
-
-    assert len(python_blocks("Models: SimVP")) >= 3
-    namespace = run_blocks("Models: SimVP")
-    assert namespace["out"].prediction.shape == (1, 12, 1, 32, 64)
-    assert namespace["count_parameters"](namespace["model"]) == 12_758_305

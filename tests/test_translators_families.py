@@ -303,14 +303,3 @@ def test_uniformer_uses_attention_between_the_ends(depth, kinds):
     model = build_translator("uniformer", C_IN, C_HID, depth, input_resolution=(4, 4))
     letter = {ConvBlock: "C", SelfAttentionBlock: "A"}
     assert " ".join(letter[type(b.block)] for b in model.blocks) == kinds
-
-
-# ------------------------------------------------------------------ documentation
-
-
-@pytest.mark.slow  # builds two WeatherBench-size models (about 25M parameters)
-def test_documentation_examples_run():
-    from readme import python_blocks, run_blocks
-
-    assert python_blocks("Translators"), "no python example in the README's translators chapter"
-    run_blocks("Translators")  # the examples assert their own shapes

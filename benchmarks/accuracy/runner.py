@@ -24,7 +24,6 @@ from typing import Any
 import svqcast
 from svqcast.io import atomic_write_text
 
-from .train import run_task
 from .variants import BUDGETS, Budget, variants
 
 RUN_SCRIPT = Path(__file__).resolve().with_name("run.py")  # the worker's entry (--worker)
@@ -63,6 +62,8 @@ def _jsonable(value: Any) -> Any:
 def worker(task_file: str) -> int:
     """Entry point of the per-run subprocess: read the task, run it, write its JSON."""
     task = Task(**json.loads(Path(task_file).read_text()))
+    from .train import run_task  # torch and Lightning load only when a run starts
+
     record = run_task(task)
     write_json(task.result_path(), record)
     return 0
@@ -72,6 +73,8 @@ def execute(task: Task, isolate: bool = True) -> dict[str, Any]:
     """Run ``task`` (in a fresh Python process when ``isolate``) and return its record."""
     path = task.result_path()
     if not isolate:
+        from .train import run_task
+
         record = run_task(task)
         # a shared process: its peak memory is not this run's own
         record["peak_rss_mib"] = record["train_rss_mib"] = record["final_rss_mib"] = None

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from svqcast.evaluation.baselines import BASELINES
 from svqcast.io import atomic_write_text
 
 from .runner import write_json
@@ -92,6 +91,8 @@ def baseline_rows(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> 
     """Markdown rows for the persistence and climatology baselines, taken from the test runs
     of the clean no-quantizer row and, for persistence, of each observation-noise level
     (persistence repeats the noisy last input; climatology ignores the inputs)."""
+    from svqcast.evaluation.baselines import BASELINES  # lazy: --help stays fast
+
     lines, seen = [], set()
     blanks = " |" * 4
     for name in group.rows:
