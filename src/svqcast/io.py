@@ -67,12 +67,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write_with(path, lambda f: f.write(data), mode="wb")
 
 
-def ensure_writable(
-    folder: str | os.PathLike,
-    what: str = "the run folder",
-    fix: str = "pass a writable --runs_dir or fix its permissions",
-) -> Path:
-    """Create ``folder`` (and parents) and prove it is writable, else a one-line ConfigError."""
+def ensure_writable(folder: str | os.PathLike) -> Path:
+    """Create the run folder ``folder`` (and parents) and prove it is writable, else a
+    one-line ConfigError."""
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -81,7 +78,8 @@ def ensure_writable(
         os.unlink(probe)
     except OSError as exc:
         raise ConfigError(
-            f"cannot write to {what} {folder}: {exc.strerror or exc}; {fix}"
+            f"cannot write to the run folder {folder}: {exc.strerror or exc}; "
+            "pass a writable --runs_dir or fix its permissions"
         ) from None
     return folder
 

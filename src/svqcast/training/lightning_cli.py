@@ -227,6 +227,6 @@ def _run_cli(args: list[str]):
 
 def _cleanup_created() -> None:
     for folder in _CREATED:
-        if folder.is_dir() and not any(folder.glob("*.ckpt")):
+        if folder.is_dir() and not has_checkpoints(folder):
             shutil.rmtree(folder, ignore_errors=True)
     _CREATED.clear()

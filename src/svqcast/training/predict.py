@@ -10,7 +10,7 @@ import torch
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import CheckpointError, ConfigError
-from svqcast.io import atomic_path, atomic_write_bytes
+from svqcast.io import atomic_path, atomic_write_with
 from svqcast.training.checkpoints import check_state_dict
 from svqcast.training.module import ForecastModule
 
@@ -119,11 +119,7 @@ def predict_file(
             outs.append(module.predict_step(torch.stack(chunk), 0).numpy())
     pred = np.concatenate(outs)  # (N, T_out, C, H, W) physical units
     if output.suffix == ".npy":
-        import io
-
-        buf = io.BytesIO()
-        np.save(buf, pred)
-        atomic_write_bytes(output, buf.getvalue())
+        atomic_write_with(output, lambda f: np.save(f, pred))
         return output
     _write_netcdf(output, pred, spec, coords, list(starts))
     return output
