@@ -25,7 +25,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.quantizers",),
     ("svqcast.data.spec",),
     ("svqcast.data", "svqcast.data.base"),  # the registry and the dataset contract
-    ("svqcast.data.windows", "svqcast.data.video"),  # helpers shared by datasets
+    # helpers shared by datasets: the one file reader, units, the data identity's matching
+    ("svqcast.data.units",),
+    ("svqcast.data.reader",),
+    ("svqcast.data.windows", "svqcast.data.video", "svqcast.data.identity"),
     ("svqcast.data.datasets",),
     ("svqcast.data.loaders",),
     ("svqcast.data.datamodule", "svqcast.data.commands"),
@@ -36,7 +39,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.evaluation.reports", "svqcast.evaluation"),
     ("svqcast.training.checkpoints",),
     ("svqcast.training.module",),
-    ("svqcast.training.predict", "svqcast.training.callbacks"),
+    ("svqcast.training.forecast", "svqcast.training.callbacks"),
+    ("svqcast.training.predict",),
     ("svqcast.training.lightning_cli", "svqcast.training"),
     ("svqcast.reproduce", "svqcast.demo"),
     ("svqcast.cli",),

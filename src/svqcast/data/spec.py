@@ -19,8 +19,14 @@ Convention = Literal["weather", "video"]
 
 @dataclass(frozen=True)
 class Channel:
+    """One input/output channel. ``variable`` and ``level`` say where it came from in a
+    file (the variable's name and, for a variable with an extra dim such as pressure level,
+    that dim's coordinate value); both are None for data without named variables."""
+
     name: str
     units: str = ""
+    variable: str | None = None
+    level: float | int | str | None = None
 
 
 @dataclass
@@ -109,6 +115,16 @@ class DataSpec:
     time_step_hours: float | None = None  # spacing of frames when time is known
     data_range: tuple[float, float] | None = None  # physical range (video: (0, 1))
     extra: dict[str, Any] = field(default_factory=dict)
+    # The data identity (filled by the readers of files with coordinates; None otherwise):
+    # time_step: the spacing of frames as a frequency string xarray understands ("h", "6h",
+    # "D", "MS", "YS-JAN", "360D", ...); calendar: the CF calendar of the time axis;
+    # dims: the source's dim names by role ({"time": "valid_time", "lat": "latitude",
+    # "lon": "longitude", "level": "pressure_level"}); attrs: JSON-safe attributes to write
+    # back ({"variables": {name: attrs}, "coords": {name: attrs}}).
+    time_step: str | None = None
+    calendar: str | None = None
+    dims: dict[str, str] | None = None
+    attrs: dict[str, Any] | None = None
 
     @property
     def in_shape(self) -> tuple[int, int, int, int]:
@@ -118,6 +134,45 @@ class DataSpec:
     @property
     def channel_names(self) -> list[str]:
         return [c.name for c in self.channels]
+
+    def first_difference(self, other: DataSpec, rtol: float = 1e-5) -> str | None:
+        """The first way ``other`` (e.g. the data given to test or resume) differs from this
+        spec (e.g. a checkpoint's), as ``"what: <self> here vs <other> there"`` text, or None.
+
+        Compared: window lengths, channels (names and units), grid size and coordinates,
+        time step and calendar, and the normalisation statistics (relative ``rtol``).
+        Dataset name, paths and ``extra`` are not part of the identity.
+        """
+        pairs: list[tuple[str, Any, Any]] = [
+            ("input frames", self.in_len, other.in_len),
+            ("output frames", self.out_len, other.out_len),
+            ("channels", self.channel_names, other.channel_names),
+            ("units", [c.units for c in self.channels], [c.units for c in other.channels]),
+            ("grid (H, W)", (self.height, self.width), (other.height, other.width)),
+        ]
+        for what, mine, theirs in pairs:
+            if mine != theirs:
+                return f"{what}: {mine} vs {theirs}"
+        for what in ("lat", "lon"):
+            mine, theirs = getattr(self, what), getattr(other, what)
+            if (mine is None) != (theirs is None):
+                return f"{what}: {_brief(mine)} vs {_brief(theirs)}"
+            if mine is not None and not np.allclose(mine, theirs, rtol=0, atol=1e-6):
+                i = int(np.argmax(~np.isclose(mine, theirs, rtol=0, atol=1e-6)))
+                return f"{what}[{i}]: {mine[i]:g} vs {theirs[i]:g}"
+        for what in ("time_step", "calendar"):
+            mine, theirs = getattr(self, what), getattr(other, what)
+            if mine is not None and theirs is not None and mine != theirs:
+                return f"{what}: {mine} vs {theirs}"
+        for stat in ("mean", "std"):
+            mine = getattr(self.normalizer, stat)
+            theirs = getattr(other.normalizer, stat)
+            if mine.shape != theirs.shape or not np.allclose(mine, theirs, rtol=rtol, atol=0):
+                return (
+                    f"normalisation {stat}: {np.round(mine, 6).tolist()} vs "
+                    f"{np.round(theirs, 6).tolist()}"
+                )
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON/YAML-safe form, saved in checkpoints and run folders."""
@@ -133,9 +188,19 @@ class DataSpec:
     def from_dict(cls, d: dict[str, Any]) -> DataSpec:
         d = dict(d)
         d["channels"] = tuple(Channel(**c) for c in d["channels"])
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(d) - known)
+        if unknown:  # a checkpoint of a newer svqcast: say so instead of a TypeError
+            raise ValueError(f"DataSpec fields {unknown} are unknown to this svqcast version")
         d["normalizer"] = Normalizer.from_dict(d["normalizer"])
         for key in ("lat", "lon"):
             d[key] = None if d.get(key) is None else np.asarray(d[key], dtype=np.float64)
         if d.get("data_range") is not None:
             d["data_range"] = tuple(d["data_range"])
         return cls(**d)
+
+
+def _brief(values: np.ndarray | None) -> str:
+    if values is None:
+        return "none"
+    return f"{len(values)} values {values[0]:g}..{values[-1]:g}"
