@@ -174,10 +174,16 @@ def test_netcdf_variables_option_and_split_dates(tmp_path):
     assert str(s.val.target_times(0)[0]).startswith("2021-01-02T02")
 
 
-def test_netcdf_wrong_dims_named(tmp_path):
+def test_netcdf_cds_names_need_no_options_and_unknown_dims_are_named(tmp_path):
     _xr_dataset().to_netcdf(tmp_path / "d.nc", engine="netcdf4")
-    with pytest.raises(DataError, match="no variable with dims .*time_dim"):
-        arrays.load("arrays", tmp_path, path="d.nc")
+    s = arrays.load("arrays", tmp_path, path="d.nc", in_len=2, out_len=2)
+    assert s.spec.channel_names == ["temp", "wind_10", "wind_100"]
+    assert s.spec.dims == dict(time="valid_time", lat="latitude", lon="longitude", level="height")
+    _xr_dataset().rename(valid_time="a", latitude="b", longitude="c").to_netcdf(
+        tmp_path / "e.nc", engine="netcdf4"
+    )
+    with pytest.raises(DataError, match="no time / lat / lon dim found.*time_dim="):
+        arrays.load("arrays", tmp_path, path="e.nc")
     with pytest.raises(DataError, match="mask has dims"):
         arrays.load("arrays", tmp_path, path="d.nc", variables="mask", **XR_DIMS)
 

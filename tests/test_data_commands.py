@@ -51,3 +51,64 @@ def test_check_reports_then_passes(tmp_path):
     assert commands.check("synthetic_weather", tmp_path)[0].startswith("no ")
     commands.synth("synthetic_weather", tmp_path, **SMALL)
     assert commands.check("synthetic_weather", tmp_path) == []
+
+
+def test_check_arrays_reads_the_file_with_the_options(tmp_path):
+    import layouts as L
+
+    L.to_nc(L.unsorted(L.base_field()), tmp_path / "u.nc")
+    problems = commands.check("arrays", tmp_path, {"path": "u.nc", "in_len": "2"})
+    assert len(problems) == 1 and "times not sorted: time[11]" in problems[0]
+    with pytest.raises(ConfigError, match="needs option path"):
+        commands.check("arrays", tmp_path)
+    with pytest.raises(ConfigError, match="made by svqcast"):
+        commands.check("synthetic_weather", tmp_path, {"seed": "1"})
+
+
+def test_check_loads_other_datasets_and_counts_non_finite(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from svqcast.data import datamodule
+    from svqcast.data.base import Climatology, Splits
+    from svqcast.data.spec import Channel, DataSpec, Normalizer
+    from svqcast.data.windows import ArrayWindows
+
+    series = np.zeros((10, 1, 2, 2), np.float32)
+    series[7, 0, 1, 0] = np.nan
+    series[8, 0, 0, 0] = np.inf
+
+    def load(name, root, **options):
+        spec = DataSpec("fake", 2, 2, (Channel("x"),), 2, 2, "video", Normalizer.identity(1))
+        train = ArrayWindows(series[:5], 2, 2)
+        test = ArrayWindows(series[5:], 2, 2)
+        clim = Climatology(np.zeros((1, 1, 2, 2), np.float32))
+        return Splits(train=train, val=test, test=test, spec=spec, climatology=clim)
+
+    fake = SimpleNamespace(check=lambda name, root: [], load=load)
+    monkeypatch.setattr(commands, "dataset_module", lambda name: fake)
+    monkeypatch.setattr(datamodule, "dataset_module", lambda name: fake)
+    assert commands.check("fake", tmp_path) == [
+        "fake val split: 2 non-finite values",
+        "fake test split: 2 non-finite values",
+    ]
+
+
+def test_cli_data_check_weather_with_year_options(tmp_path, capsys):
+    import xarray as xr
+    from weather_files import write_var
+
+    from svqcast.cli import main
+
+    write_var(tmp_path, "2m_temperature", "t2m", range(2010, 2014), 30)
+    years = ["--option", "train_years=[2010, 2011]", "--option", "val_years=2012"]
+    years += ["--option", "test_years=2013"]
+    check = ["data", "check", "weather_t2m", "--root", str(tmp_path), *years]
+    assert main(check) == 0 and capsys.readouterr().out.strip() == "weather_t2m: ok"
+    path = tmp_path / "weather_5_625deg/2m_temperature/2m_temperature_2012_5.625deg.nc"
+    ds = xr.load_dataset(path)
+    ds["t2m"][4, 0, 0] = np.nan
+    ds.to_netcdf(path)
+    assert main(check) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and "2012_5.625deg.nc: 1 non-finite values" in out[0]
+    assert main(["data", "check", "weather_t2m", "--root", str(tmp_path)]) == 1  # 2014.. missing

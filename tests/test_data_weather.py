@@ -252,7 +252,9 @@ def test_nan_reports_count_and_first_location(tmp_path):
     ds["t2m"][3, 4, 5] = np.nan
     ds["t2m"][7, 0, 0] = np.nan
     ds.to_netcdf(path)
-    with pytest.raises(DataError, match=r"2 non-finite.*2010-01-01T03.*t=3, c=0, y=4, x=5"):
+    with pytest.raises(
+        DataError, match=r"2010_5.625deg.nc: 2 non-finite.*\(3, 0, 4, 5\).*2010-01-01T03"
+    ):
         weather.load("weather_t2m", tmp_path, train_years=2010, val_years=2011, test_years=2012)
 
 
@@ -315,3 +317,59 @@ def test_wrong_grid(tmp_path):
         ds.to_netcdf(folder / f"total_cloud_cover_{year}_5.625deg.nc", engine="netcdf4")
     with pytest.raises(DataError, match=r"grid \(16, 32\)"):
         weather.load("weather_tcc", tmp_path, train_years=2010, val_years=2011, test_years=2012)
+
+
+def test_identity_of_the_spec(t2m, tmp_path):
+    spec = t2m.spec
+    assert (spec.time_step, spec.calendar) == ("h", "standard")
+    assert spec.dims == {"time": "time", "lat": "lat", "lon": "lon"}
+    assert spec.channels[0].variable == "t2m" and spec.channels[0].level is None
+    assert spec.attrs["variables"]["t2m"] == {"units": "K", "long_name": "t2m"}
+    assert spec.extra["climatology"] == "by (month, hour of day) over the train years"
+    write_var(tmp_path, "relative_humidity", "r", range(2010, 2013), 30, [850, 1000])
+    r = weather.load("weather_r", tmp_path, train_years=2010, val_years=2011, test_years=2012)
+    assert r.spec.channels[0].name == "r" and r.spec.channels[0].level == 1000
+    assert r.spec.dims["level"] == "level"
+
+
+def _rewrite_times(path, shift_index: int, minutes: int) -> None:
+    import xarray as xr
+
+    ds = xr.load_dataset(path)
+    times = ds["time"].values.copy()
+    times[shift_index] += np.timedelta64(minutes, "m")
+    ds.assign_coords(time=times).to_netcdf(path)
+
+
+def test_off_step_times_name_the_file(tmp_path):
+    write_var(tmp_path, "2m_temperature", "t2m", range(2010, 2013), 30)
+    path = tmp_path / "weather_5_625deg/2m_temperature/2m_temperature_2011_5.625deg.nc"
+    _rewrite_times(path, 7, 20)
+    opts = dict(train_years=2010, val_years=2011, test_years=2012)
+    with pytest.raises(DataError, match=r"2011_5.625deg.nc: time\[7\] = 2011-01-01T07:20:00"):
+        weather.load("weather_t2m", tmp_path, **opts)
+    problems = weather.check_values("weather_t2m", tmp_path, **opts)
+    assert len(problems) == 1 and "time[7]" in problems[0]
+
+
+def test_check_values_lists_every_bad_file(tmp_path):
+    import xarray as xr
+
+    write_var(tmp_path, "2m_temperature", "t2m", range(2010, 2013), 30)
+    folder = tmp_path / "weather_5_625deg/2m_temperature"
+    opts = dict(train_years=2010, val_years=2011, test_years=2012)
+    assert weather.check_values("weather_t2m", tmp_path, **opts) == []
+    for year in (2010, 2012):
+        path = folder / f"2m_temperature_{year}_5.625deg.nc"
+        ds = xr.load_dataset(path)
+        ds["t2m"][2, 1, 1] = np.inf
+        ds.to_netcdf(path)
+    (folder / "2m_temperature_2011_5.625deg.nc").unlink()
+    problems = weather.check_values("weather_t2m", tmp_path, **opts)
+    assert len(problems) == 3
+    assert (
+        "2010_5.625deg.nc: 1 non-finite values; first at (t, c, y, x) = (2, 0, 1, 1)"
+        in (problems[0])
+    )
+    assert problems[1].startswith("missing ") and "2011" in problems[1]
+    assert "2012_5.625deg.nc: 1 non-finite" in problems[2]

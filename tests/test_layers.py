@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.data", "svqcast.data.base"),  # the registry and the dataset contract
     # helpers shared by datasets: the one file reader, units, the data identity's matching
     ("svqcast.data.units",),
-    ("svqcast.data.reader",),
+    ("svqcast.data.reader", "svqcast.data.reader_times"),
     ("svqcast.data.windows", "svqcast.data.video", "svqcast.data.identity"),
     ("svqcast.data.datasets",),
     ("svqcast.data.loaders",),
@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.evaluation.baselines",),
     ("svqcast.evaluation.plots",),
     ("svqcast.evaluation.reports", "svqcast.evaluation"),
-    ("svqcast.training.checkpoints",),
+    ("svqcast.training.checkpoints", "svqcast.training.runs"),  # runs: lock, CSV log
     ("svqcast.training.module",),
     ("svqcast.training.forecast", "svqcast.training.callbacks"),
     ("svqcast.training.predict",),

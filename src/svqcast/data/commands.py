@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from svqcast.data import DATASETS, dataset_module
-from svqcast.errors import ConfigError
+from svqcast.errors import ConfigError, SvqcastError, one_line
 from svqcast.io import atomic_fill
 
 
@@ -65,9 +65,55 @@ def synth(name: str, root: str | Path, seed: int = 0, **options: Any) -> Path:
     return atomic_fill(root, lambda tmp: module.synth(name, tmp, seed=seed, **options))
 
 
-def check(name: str, root: str | Path) -> list[str]:
-    """Problems with the files of ``name`` under ``root``; empty when ready to load."""
-    return list(dataset_module(name).check(name, root))
+def check(name: str, root: str | Path, options: dict[str, Any] | None = None) -> list[str]:
+    """Problems with ``name`` under ``root``: its files first, then its VALUES, loaded with
+    the ``options`` fit would use (text values parsed as on the command line). Empty when
+    ready to load.
+
+    Datasets with a ``check_values`` (``arrays``, ``weather_*``) read every file through
+    the reader and list non-finite values, times not sorted / unique / on the step and
+    grids that are not monotonic. Other file datasets are loaded and every split checked
+    for non-finite values. Embedded datasets (``synth``) are made by svqcast: files only.
+    """
+    from svqcast.data.datamodule import _from_text
+
+    module = dataset_module(name)
+    options = {key: _from_text(value) for key, value in (options or {}).items()}
+    values = getattr(module, "check_values", None)
+    if values is None and hasattr(module, "synth") and options:
+        raise ConfigError(f"{name} is made by svqcast; data check takes no --option for it")
+    if values is None or not options:
+        problems = list(module.check(name, root))
+        if problems:
+            return problems
+    if values is not None:
+        return list(values(name, root, **options))
+    if hasattr(module, "synth"):
+        return []
+    return _loaded_values(name, root, options)
+
+
+def _loaded_values(name: str, root: str | Path, options: dict[str, Any]) -> list[str]:
+    """Load ``name`` as fit does and list each split's non-finite values."""
+    import torch
+
+    from svqcast.data.datamodule import load_splits
+
+    try:
+        splits = load_splits(name, root, options=options)
+    except SvqcastError as exc:
+        return [one_line(exc)]
+    problems = []
+    for split in ("train", "val", "test"):
+        ds = getattr(splits, split)
+        arrays = [getattr(ds, a, None) for a in ("data", "inputs", "targets")]
+        arrays = [a for a in arrays if isinstance(a, torch.Tensor) and a.is_floating_point()]
+        if not arrays:  # no array behind the windows: look at every item
+            arrays = [torch.cat([x.flatten(), y.flatten()]) for x, y in ds]
+        bad = sum(int((~torch.isfinite(a)).sum()) for a in arrays)
+        if bad:
+            problems.append(f"{name} {split} split: {bad} non-finite values")
+    return problems
 
 
 __all__ = ["check", "embedded_datasets", "list_datasets", "synth"]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from svqcast.data.base import Climatology, ForecastDataset
+from svqcast.data.reader_times import step_index, step_seconds, times_to_seconds
 from svqcast.errors import ConfigError, DataError
 
 #: Number of calendar phases of :func:`month_hour_phase`: 12 months x 24 hours of day.
@@ -69,17 +70,18 @@ def contiguous_starts(
     times: np.ndarray,
     offsets: np.ndarray,
     stride: int = 1,
-    frame_step: np.timedelta64 | None = None,
+    frame_step: np.timedelta64 | str | None = None,
     *,
     where: str = "series",
 ) -> np.ndarray:
     """Window starts over a timed series whose windows never straddle a gap in time.
 
-    ``times`` (datetime64, increasing) may have gaps (e.g. split years); a window is valid
-    when every frame between its first and last lies on the regular grid of spacing
-    ``frame_step`` (default: the smallest spacing found). Starts advance by ``stride``.
+    ``times`` (datetime64 or cftime dates, increasing) may have gaps (e.g. split years); a
+    window is valid when every frame between its first and last lies on the regular grid of
+    ``frame_step``: a timedelta64, a frequency string ("6h", "D", "MS": calendar steps
+    such as months count grid positions), or None for the smallest spacing found. Starts
+    advance by ``stride``.
     """
-    times = np.asarray(times).astype("datetime64[s]")
     offsets = np.asarray(offsets, dtype=np.int64)
     span = int(offsets.max()) + 1
     n = len(times)
@@ -90,11 +92,20 @@ def contiguous_starts(
             f"{where} has {n} frames but one window needs {span} consecutive frames; "
             "use more data (e.g. more years) or shorter windows"
         )
-    gaps = np.diff(times)
-    if np.any(gaps <= np.timedelta64(0, "s")):
+    seconds = times_to_seconds(np.asarray(times))
+    gaps = np.diff(seconds)
+    if np.any(gaps <= 0):
         raise DataError(f"{where}: time coordinate is not strictly increasing")
-    dt = gaps.min() if frame_step is None else np.timedelta64(frame_step).astype("m8[s]")
-    segment = np.concatenate([[0], np.cumsum(gaps != dt)])  # (T,) id of each regular run
+    if isinstance(frame_step, str):
+        broken = np.diff(step_index(np.asarray(times), frame_step)) != 1
+    else:
+        dt = (
+            gaps.min()
+            if frame_step is None
+            else int(np.timedelta64(frame_step) / np.timedelta64(1, "s"))
+        )
+        broken = gaps != dt
+    segment = np.concatenate([[0], np.cumsum(broken)])  # (T,) id of each regular run
     candidates = np.arange(0, n - span + 1, dtype=np.int64)
     ok = segment[candidates] == segment[candidates + span - 1]
     starts = candidates[ok]
@@ -111,12 +122,58 @@ def contiguous_starts(
     return starts
 
 
+def _month_hour(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(month 0..11, hour of day 0..23) of datetime64 or cftime times."""
+    t = np.asarray(times)
+    if np.issubdtype(t.dtype, np.datetime64):
+        t = t.astype("datetime64[h]")
+        months = t.astype("datetime64[M]").astype(np.int64) % 12  # 0 = January
+        hours = (t - t.astype("datetime64[D]")).astype(np.int64)  # 0 .. 23
+        return months, hours
+    months = np.fromiter((d.month - 1 for d in t), dtype=np.int64, count=len(t))
+    hours = np.fromiter((d.hour for d in t), dtype=np.int64, count=len(t))
+    return months, hours
+
+
 def month_hour_phase(times: np.ndarray) -> np.ndarray:
-    """Calendar phase (month - 1) * 24 + hour of day, in [0, 288), of datetime64 times."""
-    t = np.asarray(times).astype("datetime64[h]")
-    months = t.astype("datetime64[M]").astype(np.int64) % 12  # 0 = January
-    hours = (t - t.astype("datetime64[D]")).astype(np.int64)  # 0 .. 23
+    """Calendar phase (month - 1) * 24 + hour of day, in [0, 288), of datetime64 or cftime
+    times."""
+    months, hours = _month_hour(times)
     return (months * 24 + hours).astype(np.int64)
+
+
+def month_phase(times: np.ndarray) -> np.ndarray:
+    """Calendar phase month - 1, in [0, 12), of datetime64 or cftime times."""
+    return _month_hour(times)[0]
+
+
+def climatology_phases(
+    step: str | None, over: str = "the train split"
+) -> tuple[Callable[[np.ndarray], np.ndarray] | None, int, str]:
+    """How the climatology baseline is phased for series of ``step`` (a frequency string,
+    None without times): (phase function or None, number of phases, one-line description).
+
+    Steps shorter than a day that divide 24 h: (month, hour of day); steps from one day to
+    one month: month;
+    anything else (e.g. 7-hourly, yearly, no times): the overall mean per grid point, with
+    the reason in the description.
+    """
+    if step is None:
+        return None, 1, "overall mean per grid point: the series has no time coordinate"
+    day = 86400
+    seconds = step_seconds(step)
+    if seconds is None and step.split("-")[0] in ("W", "1W"):
+        seconds = 7 * day  # weekly, anchored on a weekday
+    if seconds is not None and 0 < seconds < day and day % seconds == 0:
+        return month_hour_phase, MONTH_HOUR_PHASES, f"by (month, hour of day) over {over}"
+    monthly = step.split("-")[0] in ("MS", "ME", "M", "1MS", "1ME")
+    if (seconds is not None and seconds % day == 0 and seconds <= 31 * day) or monthly:
+        return month_phase, 12, f"by month over {over}"
+    if seconds is not None and seconds < day:
+        why = f"{step} steps do not repeat at a fixed hour of day"
+    else:
+        why = f"{step} steps are longer than a month"
+    return None, 1, f"overall mean per grid point: {why}"
 
 
 class ArrayWindows(ForecastDataset):
@@ -125,7 +182,7 @@ class ArrayWindows(ForecastDataset):
     Item ``i`` starts at frame ``s = starts[i]``; input frames are ``s + k * step`` for
     ``k < in_len`` and targets follow on the same grid (or ``s + offsets`` when explicit
     offsets are given; default starts: every ``stride`` frames where a window fits).
-    ``times`` (datetime64, one per frame) and ``phase_fn`` (times -> int phases) give
+    ``times`` (datetime64 or cftime, one per frame) and ``phase_fn`` (times -> int phases) give
     :meth:`target_phases` for the climatology.
     The array is shared, not copied: train/val/test windows over one series cost one array.
     """
@@ -359,8 +416,10 @@ __all__ = [
     "contiguous_starts",
     "SampleWindows",
     "SubsetWindows",
+    "climatology_phases",
     "fit_climatology",
     "month_hour_phase",
+    "month_phase",
     "random_split",
     "tail_split",
     "window_span",

@@ -1,20 +1,24 @@
-"""``arrays``: the user's own data as one long series, from NumPy or netCDF / zarr files.
+"""``arrays``: the user's own data as one long series, from netCDF, zarr or NumPy files.
 
-Sources (option ``path``, relative to the data root unless absolute):
+Every format goes through the one reader, :func:`svqcast.data.reader.read_fields` (option
+``path``, relative to the data root unless absolute):
+- ``.nc`` / ``.zarr`` (or a zarr URL): ``variables`` (default: every data variable with the
+  time, lat and lon dims). Dims are found by name (time/valid_time, lat/latitude,
+  lon/longitude) or CF attributes; ``time_dim``, ``lat_dim``, ``lon_dim`` name others. A
+  variable with a level dim gives one channel per level (``level_dim``, ``levels``).
+  The time step is inferred (or ``time_step``, checked within ``time_tolerance``).
 - ``.npy``: a (T, C, H, W) or (T, H, W) array; ``.npz``: the same under ``key`` (optional
-  when the file holds one array). No time coordinate unless ``start`` (and
-  ``time_step_hours``, default 1) give one.
-- ``.nc`` (netCDF) or ``.zarr``: ``variables`` (default: every data variable with the time,
-  lat and lon dims) read through xarray; dims are named by ``time_dim``, ``lat_dim``,
-  ``lon_dim``; a variable with one more dim (e.g. level) gives one channel per index.
+  when the file holds one array). No time coordinate unless ``start`` (and ``time_step`` or
+  ``time_step_hours``, default 1 h) give one.
 
 The series is split chronologically (``split`` fractions of frames, default 0.7/0.1/0.2, or
 ``split_dates`` = (first val time, first test time)), normalised with TRAIN statistics per
-channel, and cut into windows that never straddle a split or a gap in time. NaN policy
-``nan``: "error" (default; the message gives the count and the first (t, c, y, x) and
-timestamp), "zero" (NaN -> 0 in physical units before statistics), "mean" (NaN -> the
-channel's training mean). With times: convention "weather" and (month, hour-of-day)
-climatology phases; without: per-position climatology.
+channel, and cut into windows that never straddle a split or a gap in time. Times must be
+sorted, unique and on the step (else DataError). NaN policy ``nan``: "error" (default; the
+message gives the count and the first (t, c, y, x) and timestamp), "zero" (NaN -> 0 in
+physical units before statistics), "mean" (NaN -> the channel's training mean). The
+climatology baseline is phased by the step (see
+:func:`svqcast.data.windows.climatology_phases`); ``spec.extra["climatology"]`` says how.
 """
 
 from __future__ import annotations
@@ -25,16 +29,22 @@ from typing import Any
 import numpy as np
 
 from svqcast.data.base import PROTOCOL_ALIASES, PROTOCOLS, Splits
-from svqcast.data.spec import Channel, DataSpec, Normalizer
+from svqcast.data.reader import (
+    Fields,
+    read_fields,
+    step_hours,
+    times_to_seconds,
+)
+from svqcast.data.reader import check_values as reader_check_values
+from svqcast.data.spec import DataSpec, Normalizer
 from svqcast.data.windows import (
-    MONTH_HOUR_PHASES,
     ArrayWindows,
+    climatology_phases,
     contiguous_starts,
     fit_climatology,
-    month_hour_phase,
     window_offsets,
 )
-from svqcast.errors import ConfigError, DataError, DataNotFoundError
+from svqcast.errors import ConfigError, DataError, DataNotFoundError, SvqcastError, one_line
 
 NAN_POLICIES = ("error", "zero", "mean")
 CONVENTIONS = ("weather", "video")
@@ -42,9 +52,11 @@ DEFAULTS: dict[str, Any] = {
     "path": None,
     "key": None,
     "variables": None,
-    "time_dim": "time",
-    "lat_dim": "lat",
-    "lon_dim": "lon",
+    "time_dim": None,
+    "lat_dim": None,
+    "lon_dim": None,
+    "level_dim": None,
+    "levels": None,
     "in_len": 12,
     "out_len": 12,
     "stride": 1,
@@ -54,6 +66,8 @@ DEFAULTS: dict[str, Any] = {
     "convention": None,
     "start": None,
     "time_step_hours": None,
+    "time_step": None,
+    "time_tolerance": 0.0,
     "protocol": "standard",
 }
 
@@ -64,9 +78,10 @@ def describe(name: str) -> str:
 
 def layout(name: str) -> str:
     return (
-        "any file given by option path (relative to the root): .npy / .npz (key) holding "
-        "(T, C, H, W) or (T, H, W); .nc / .zarr with dims time, lat, lon (names via "
-        "time_dim, lat_dim, lon_dim)"
+        "any file given by option path (relative to the root): .nc / .zarr with dims "
+        "time, lat, lon (or valid_time, latitude, longitude, or CF axis attributes; other "
+        "names via time_dim, lat_dim, lon_dim); .npy / .npz (key) holding (T, C, H, W) or "
+        "(T, H, W)"
     )
 
 
@@ -84,113 +99,62 @@ def check(name: str, root: str | Path) -> list[str]:
 # ----------------------------------------------------------------------------- reading
 
 
-def _resolve(root: str | Path, path: str | Path | None) -> Path:
+def _resolve(root: str | Path, path: str | Path | None) -> Path | str:
+    """The file's path (relative paths under ``root``), or a URL (``s3://...``) as is."""
     if path is None:
         raise ConfigError("arrays needs option path= (a .npy, .npz, .nc or .zarr file)")
-    p = Path(path)
+    if isinstance(path, str) and "://" in path and not path.startswith("file://"):
+        return path  # a zarr store behind fsspec: the reader opens it
+    p = Path(str(path).removeprefix("file://"))
     p = p if p.is_absolute() else Path(root) / p
     if not p.exists():
         raise DataNotFoundError(f"no file {p}; arrays expects {layout('arrays')}")
     return p
 
 
-def _read_numpy(path: Path, key: str | None) -> np.ndarray:
-    if path.suffix == ".npy":
-        return np.load(path)
-    with np.load(path) as z:
-        keys = list(z.keys())
-        if key is None:
-            if len(keys) != 1:
-                raise ConfigError(f"{path} holds {', '.join(keys)}; pass key= to pick one")
-            key = keys[0]
-        if key not in keys:
-            raise ConfigError(f"{path} has no array {key!r}; keys: {', '.join(keys)}")
-        return z[key]
-
-
-def _numpy_series(array: np.ndarray, path: Path) -> tuple[np.ndarray, list[Channel]]:
-    if array.ndim == 3:
-        array = array[:, None]  # (T, 1, H, W)
-    if array.ndim != 4:
-        raise DataError(f"{path}: array of shape {array.shape}; expected (T, C, H, W) or (T, H, W)")
-    channels = [Channel(f"c{i}") for i in range(array.shape[1])]
-    return np.asarray(array, dtype=np.float32), channels
-
-
-def _read_xarray(path: Path, opts: dict[str, Any]) -> dict[str, Any]:
-    import xarray as xr
-
-    try:
-        if path.suffix == ".zarr" or path.is_dir():
-            ds = xr.open_zarr(path)
-        else:
-            ds = xr.open_dataset(path, engine="netcdf4")
-    except (OSError, ValueError, KeyError) as exc:
-        raise DataError(f"cannot open {path} with xarray ({exc})") from exc
-    t, y, x = opts["time_dim"], opts["lat_dim"], opts["lon_dim"]
-    with ds:
-        names = opts["variables"]
-        if names is None:
-            names = [v for v in ds.data_vars if {t, y, x} <= set(ds[v].dims)]
-            if not names:
-                found = {str(v): tuple(map(str, ds[v].dims)) for v in ds.data_vars}
-                raise DataError(
-                    f"{path}: no variable with dims ({t}, {y}, {x}); found {found}; "
-                    "pass time_dim/lat_dim/lon_dim"
-                )
-        names = [names] if isinstance(names, str) else list(names)
-        blocks, channels = [], []
-        for v in names:
-            if v not in ds.data_vars:
-                raise ConfigError(
-                    f"{path} has no variable {v!r}; variables: {', '.join(map(str, ds.data_vars))}"
-                )
-            da = ds[v]
-            extra = [d for d in da.dims if d not in (t, y, x)]
-            if not {t, y, x} <= set(da.dims) or len(extra) > 1:
-                raise DataError(
-                    f"{path}: {v} has dims {da.dims}; expected ({t}, {y}, {x}) plus at most "
-                    "one more (e.g. level); pass time_dim/lat_dim/lon_dim"
-                )
-            units = str(da.attrs.get("units", ""))
-            if extra:
-                da = da.transpose(t, extra[0], y, x)
-                labels = np.asarray(da[extra[0]].values) if extra[0] in da.coords else None
-                n = da.shape[1]
-                labels = labels if labels is not None else np.arange(n)
-                channels += [Channel(f"{v}_{lab}", units) for lab in labels.tolist()]
-                blocks.append(np.asarray(da.values, dtype=np.float32))
-            else:
-                channels.append(Channel(str(v), units))
-                blocks.append(np.asarray(da.transpose(t, y, x).values, dtype=np.float32)[:, None])
-        time_values = np.asarray(ds[t].values) if t in ds.coords else None
-        lat = np.asarray(ds[y].values, dtype=np.float64) if y in ds.coords else None
-        lon = np.asarray(ds[x].values, dtype=np.float64) if x in ds.coords else None
-    times = (
-        time_values
-        if time_values is not None and np.issubdtype(time_values.dtype, np.datetime64)
-        else None
+def read(root: str | Path, opts: dict[str, Any]) -> Fields:
+    """The series of ``opts["path"]`` through the reader, with the arrays options."""
+    path = _resolve(root, opts["path"])
+    step = opts["time_step"]
+    if step is None and opts["start"] is not None:
+        step = f"{float(opts['time_step_hours'] or 1.0):g}h"
+    levels = opts["levels"]
+    if levels is not None and not isinstance(levels, list | tuple):
+        levels = [levels]
+    return read_fields(
+        path,
+        variables=opts["variables"],
+        levels=None if levels is None else list(levels),
+        level_dim=opts["level_dim"],
+        time_dim=opts["time_dim"],
+        lat_dim=opts["lat_dim"],
+        lon_dim=opts["lon_dim"],
+        key=opts["key"],
+        start=opts["start"],
+        time_step=step,
+        time_tolerance=float(opts["time_tolerance"]),
     )
-    return {
-        "series": np.concatenate(blocks, axis=1),
-        "channels": channels,
-        "times": times,
-        "lat": lat,
-        "lon": lon,
-    }
 
 
-# ----------------------------------------------------------------------------- checks
+def _as_time(value: Any, times: np.ndarray) -> int:
+    """An ISO date as seconds in the calendar of ``times``."""
+    import pandas as pd
 
+    stamp = pd.Timestamp(str(value))
+    if np.issubdtype(times.dtype, np.datetime64):
+        return int(times_to_seconds(np.array([stamp.to_datetime64()]))[0])
+    import cftime
 
-def _nan_report(series: np.ndarray, times: np.ndarray | None, path: Path) -> str:
-    bad = ~np.isfinite(series)
-    t, c, y, x = np.argwhere(bad)[0]
-    when = f" ({times[t]})" if times is not None else ""
-    return (
-        f"{path}: {int(bad.sum())} non-finite values; first at (t, c, y, x) = "
-        f"({t}, {c}, {y}, {x}){when}; fix the data or pass nan='zero' or nan='mean'"
+    date = cftime.datetime(
+        stamp.year,
+        stamp.month,
+        stamp.day,
+        stamp.hour,
+        stamp.minute,
+        stamp.second,
+        calendar=times[0].calendar,
     )
+    return int(times_to_seconds(np.array([date], dtype=object))[0])
 
 
 def _split_bounds(n: int, opts: dict[str, Any], times: np.ndarray | None) -> tuple[int, int]:
@@ -199,15 +163,19 @@ def _split_bounds(n: int, opts: dict[str, Any], times: np.ndarray | None) -> tup
         if times is None:
             raise ConfigError("split_dates needs a time coordinate; use split fractions")
         try:
-            val_t, test_t = (np.datetime64(d) for d in opts["split_dates"])
+            val_t, test_t = (_as_time(d, times) for d in opts["split_dates"])
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"split_dates must be (first val time, first test time) as ISO dates, got "
                 f"{opts['split_dates']!r}"
             ) from exc
         if not val_t < test_t:
-            raise ConfigError(f"split_dates: val start {val_t} must be before test {test_t}")
-        return int(np.searchsorted(times, val_t)), int(np.searchsorted(times, test_t))
+            raise ConfigError(
+                f"split_dates: val start {opts['split_dates'][0]} must be before test "
+                f"{opts['split_dates'][1]}"
+            )
+        seconds = times_to_seconds(times)
+        return int(np.searchsorted(seconds, val_t)), int(np.searchsorted(seconds, test_t))
     split = tuple(float(f) for f in opts["split"])
     if len(split) != 3 or min(split) < 0 or abs(sum(split) - 1) > 1e-6 or split[0] == 0:
         raise ConfigError(f"split must be 3 fractions (train, val, test) summing to 1, got {split}")
@@ -215,8 +183,8 @@ def _split_bounds(n: int, opts: dict[str, Any], times: np.ndarray | None) -> tup
     return val_start, int(round(n * (split[0] + split[1])))
 
 
-def load(name: str, root: str | Path, **options: Any) -> Splits:
-    """Train/val/test windows over the user's series; see the module docstring for options."""
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    """The options with defaults filled in, checked."""
     unknown = sorted(set(options) - set(DEFAULTS))
     if unknown:
         raise ConfigError(
@@ -230,33 +198,48 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         raise ConfigError(f"nan must be one of {', '.join(NAN_POLICIES)}, got {opts['nan']!r}")
     if opts["convention"] is not None and opts["convention"] not in CONVENTIONS:
         raise ConfigError(f"convention must be one of {', '.join(CONVENTIONS)}")
-    in_len, out_len, stride = int(opts["in_len"]), int(opts["out_len"]), int(opts["stride"])
-    if min(in_len, out_len, stride) < 1:
+    if min(int(opts["in_len"]), int(opts["out_len"]), int(opts["stride"])) < 1:
         raise ConfigError("in_len, out_len and stride must be >= 1 for arrays")
+    opts["protocol"] = protocol
+    return opts
 
-    path = _resolve(root, opts["path"])
-    if path.suffix in (".npy", ".npz"):
-        series, channels = _numpy_series(_read_numpy(path, opts["key"]), path)
-        lat = lon = None
-        times = None
-        if opts["start"] is not None:
-            step = float(opts["time_step_hours"] or 1.0)
-            try:
-                start = np.datetime64(opts["start"], "s")
-            except ValueError as exc:
-                raise ConfigError(f"start must be an ISO time, got {opts['start']!r}") from exc
-            times = start + (np.arange(len(series)) * step * 3600).astype("timedelta64[s]")
-    elif path.suffix in (".nc", ".zarr") or path.is_dir():
-        got = _read_xarray(path, opts)
-        series, channels, times = got["series"], got["channels"], got["times"]
-        lat, lon = got["lat"], got["lon"]
-    else:
-        raise ConfigError(f"{path}: unknown format {path.suffix!r}; use .npy, .npz, .nc, .zarr")
 
-    if times is not None:
-        times = np.asarray(times).astype("datetime64[s]")
-        if np.any(np.diff(times) <= np.timedelta64(0, "s")):
-            raise DataError(f"{path}: time coordinate is not strictly increasing")
+def check_values(name: str, root: str | Path, **options: Any) -> list[str]:
+    """Problems with the values of the file ``options["path"]`` (every one found: non-finite
+    values unless the ``nan`` policy fills them, times not sorted / unique / on the step,
+    grid not monotonic), then anything that stops :func:`load` with these options."""
+    opts = _options(options)
+    try:
+        fields = read(root, opts)
+    except DataError as exc:
+        return [one_line(exc)]
+    problems = reader_check_values(fields, time_tolerance=float(opts["time_tolerance"]))
+    if opts["nan"] != "error":
+        problems = [p for p in problems if "non-finite" not in p]
+    if problems:
+        return problems
+    try:
+        load(name, root, **options)
+    except SvqcastError as exc:
+        return [one_line(exc)]
+    return []
+
+
+def load(name: str, root: str | Path, **options: Any) -> Splits:
+    """Train/val/test windows over the user's series; see the module docstring for options."""
+    opts = _options(options)
+    protocol = opts["protocol"]
+    in_len, out_len, stride = int(opts["in_len"]), int(opts["out_len"]), int(opts["stride"])
+
+    fields = read(root, opts)
+    path, times, series, channels = fields.source, fields.times, fields.data, fields.channels
+    if not series.flags.writeable:
+        series = series.copy()
+    problems = reader_check_values(fields, time_tolerance=float(opts["time_tolerance"]))
+    nan_problem = problems[0] if problems and "non-finite" in problems[0] else None
+    others = [p for p in problems if p is not nan_problem]
+    if others:
+        raise DataError(others[0])
     n = len(series)
     val_start, test_start = _split_bounds(n, opts, times)
     parts = {"train": (0, val_start), "val": (val_start, test_start), "test": (test_start, n)}
@@ -266,7 +249,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     bad = ~np.isfinite(series)
     if bad.any():
         if opts["nan"] == "error":
-            raise DataError(_nan_report(series, times, path))
+            raise DataError(nan_problem)
         if opts["nan"] == "zero":
             series[bad] = 0.0
         else:
@@ -288,9 +271,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     )
 
     offsets = window_offsets(in_len, out_len)
-    frame_step = None
-    if times is not None and n > 1:
-        frame_step = np.diff(times).min()
+    phase_fn, n_phases, climatology_kind = climatology_phases(fields.time_step)
 
     def windows(split: str) -> ArrayWindows:
         a, b = parts[split]
@@ -304,33 +285,27 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         if t is None:
             starts = np.arange(0, b - a - len(offsets) + 1, stride)
         else:
-            starts = contiguous_starts(t, offsets, stride, frame_step, where=where)
+            starts = contiguous_starts(t, offsets, stride, fields.time_step, where=where)
         return ArrayWindows(
             series[a:b],
             in_len,
             out_len,
             starts,
             times=t,
-            phase_fn=month_hour_phase if t is not None else None,
+            phase_fn=phase_fn if t is not None else None,
             offsets=offsets,
         )
 
     train, test = windows("train"), windows("test")
     val = test if protocol == "openstl" else windows("val")
-    if times is None:
-        climatology = fit_climatology(series[lo:hi])
-    else:
-        climatology = fit_climatology(
-            series[lo:hi], month_hour_phase(times[lo:hi]), MONTH_HOUR_PHASES
-        )
+    phases = None if phase_fn is None or times is None else phase_fn(times[lo:hi])
+    climatology = fit_climatology(series[lo:hi], phases, n_phases)
 
     convention = opts["convention"]
     if convention is None:
         in_unit = physical_range[0] >= 0.0 and physical_range[1] <= 1.0
         convention = "weather" if times is not None or not in_unit else "video"
-    step_hours = None
-    if frame_step is not None:
-        step_hours = float(frame_step / np.timedelta64(1, "h"))
+    coordinates = fields.lat is not None and fields.lon is not None
     spec = DataSpec(
         name=name,
         in_len=in_len,
@@ -340,16 +315,21 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         width=series.shape[3],
         convention=convention,
         normalizer=norm,
-        lat=lat,
-        lon=lon,
-        time_step_hours=step_hours,
+        lat=fields.lat,
+        lon=fields.lon,
+        time_step_hours=step_hours(fields.time_step),
         data_range=(0.0, 1.0) if convention == "video" else None,
         extra={
             "path": str(path),
             "parts": {k: list(v) for k, v in parts.items()},
             "protocol": protocol,
             "nan": opts["nan"],
-            "climatology_phases": "month_hour" if times is not None else "none",
+            "climatology_phases": {288: "month_hour", 12: "month"}.get(n_phases, "none"),
+            "climatology": climatology_kind,
         },
+        time_step=fields.time_step,
+        calendar=fields.calendar,
+        dims=dict(fields.dims) if coordinates else None,
+        attrs=fields.attrs if coordinates else None,
     )
     return Splits(train=train, val=val, test=test, spec=spec, climatology=climatology)

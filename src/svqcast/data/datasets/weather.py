@@ -5,7 +5,7 @@ Files: ``<root>/weather_5_625deg/<dir>/<dir>_<year>_5.625deg.nc``, one per year,
 float32 (T, C, H, W) series in RAM, normalised per channel with TRAIN statistics only, and
 cut into windows sliding by ``stride`` frames. Windows never straddle a gap in time.
 
-Conventions (documented in docs/sections/data.md):
+Conventions (documented in docs/data.md):
 - ``weather_r`` uses the 1000 hPa level by default: OpenSTL's config lists ``levels:
   [1000]`` and its loader keeps the last level of the file (1000 hPa in WeatherBench's
   ascending level order). Option ``levels`` picks others.
@@ -14,6 +14,9 @@ Conventions (documented in docs/sections/data.md):
   reproduces OpenSTL's indices into the 6-hourly array (inputs [-17, -11, -5, 0], targets
   [1, 7, 13, 19] for 4 -> 4), whose spacing is 36 h (30 h last) and not 6 h.
 - Climatology phases: (month, hour of day), 288 phases, means of the TRAIN years.
+- Every year file goes through :func:`svqcast.data.reader.read_fields` and
+  :func:`~svqcast.data.reader.check_values`: non-finite values, times not sorted / unique /
+  hourly, or a grid that is not monotonic raise DataError naming the file.
 """
 
 from __future__ import annotations
@@ -24,17 +27,17 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.data import reader
 from svqcast.data.base import PROTOCOLS, Splits
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.data.windows import (
-    MONTH_HOUR_PHASES,
     ArrayWindows,
+    climatology_phases,
     contiguous_starts,
     fit_climatology,
-    month_hour_phase,
     window_offsets,
 )
-from svqcast.errors import ConfigError, DataError, DataNotFoundError
+from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
 
 ROOT_DIR = "weather_5_625deg"
 GRID = (32, 64)  # (lat, lon) of the 5.625 deg grid
@@ -198,50 +201,55 @@ def _ranges(years: list[int]) -> str:
 def _read_year(
     path: Path, field: Field, levels: tuple[int, ...] | None, step_hours: int
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """One year of one variable: (T, L, H, W) float32, datetime64 times, metadata."""
-    import xarray as xr
-
+    """One year of one variable through the reader: (T, L, H, W) float32, datetime64[h]
+    times, metadata (units, lat, lon, dims, attrs). Any problem of the values (non-finite,
+    times not sorted / unique / hourly, grid not monotonic) raises DataError."""
     if not path.is_file():
         raise DataNotFoundError(f"missing file {path}")
-    try:
-        ds = xr.open_dataset(path, engine="netcdf4")
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path} as netCDF ({exc})") from exc
-    with ds:
+    with reader.open_dataset(path) as ds:
         if field.var not in ds.data_vars:
             raise DataError(
                 f"{path} has no variable {field.var!r} (found {', '.join(map(str, ds.data_vars))})"
             )
-        da = ds[field.var]
-        expected = ("time", "level", "lat", "lon") if field.has_level else ("time", "lat", "lon")
-        if set(da.dims) != set(expected):
-            raise DataError(f"{path}: {field.var} has dims {da.dims}, expected {expected}")
-        da = da.transpose(*expected)
-        if field.has_level:
-            have = [int(v) for v in np.asarray(da["level"].values)]
-            want = tuple(levels or ())
-            lost = [lv for lv in want if lv not in have]
+        if field.has_level and "level" in ds.dims and levels:
+            have = [int(v) for v in np.asarray(ds["level"].values)]
+            lost = [lv for lv in levels if lv not in have]
             if lost:
                 raise DataError(
                     f"{path}: levels {lost} hPa not in the file (has {have}); pass levels="
                 )
-            da = da.sel(level=list(want))
-        times = np.asarray(da["time"].values).astype("datetime64[h]")
-        if step_hours > 1:
-            keep = (times - times.astype("datetime64[D]")).astype(np.int64) % step_hours == 0
-            da = da.isel(time=np.flatnonzero(keep))
-            times = times[keep]
-        values = np.asarray(da.values, dtype=np.float32)
-        if not field.has_level:
-            values = values[:, None]  # (T, 1, H, W)
-        if values.shape[2:] != GRID:
-            raise DataError(f"{path}: grid {values.shape[2:]}, expected (lat, lon) = {GRID}")
-        meta = {
-            "units": str(da.attrs.get("units", "")),
-            "long_name": str(da.attrs.get("long_name", field.var)),
-            "lat": np.asarray(ds["lat"].values, dtype=np.float64),
-            "lon": np.asarray(ds["lon"].values, dtype=np.float64),
-        }
+        fields = reader.read_fields(
+            ds,
+            variables=field.var,
+            levels=list(levels or ()) if field.has_level else None,
+            level_dim="level" if field.has_level and "level" in ds.dims else None,
+        )
+    fields.source = str(path)
+    problems = reader.check_values(fields)
+    if problems:
+        raise DataError(problems[0])
+    if field.has_level != ("level" in fields.dims):
+        want = "time, level, lat, lon" if field.has_level else "time, lat, lon"
+        raise DataError(f"{path}: {field.var} has dims {fields.dims}, expected ({want})")
+    values, times = fields.data, fields.times
+    if times is None or fields.lat is None or fields.lon is None:
+        raise DataError(
+            f"{path}: {field.var} needs time, lat and lon coordinates (WeatherBench layout)"
+        )
+    times = np.asarray(times).astype("datetime64[h]")
+    if step_hours > 1:
+        keep = (times - times.astype("datetime64[D]")).astype(np.int64) % step_hours == 0
+        values, times = values[keep], times[keep]
+    if values.shape[2:] != GRID:
+        raise DataError(f"{path}: grid {values.shape[2:]}, expected (lat, lon) = {GRID}")
+    meta = {
+        "units": fields.channels[0].units,
+        "lat": fields.lat,
+        "lon": fields.lon,
+        "dims": fields.dims,
+        "attrs": fields.attrs,
+        "calendar": fields.calendar,
+    }
     return values, times, meta
 
 
@@ -274,8 +282,10 @@ def read_series(
                 )
             values, t, m = _read_year(path, f, levels, ws.step_hours)
             if not meta:
-                meta.update(lat=m["lat"], lon=m["lon"])
-            elif not (np.allclose(meta["lat"], m["lat"]) and np.allclose(meta["lon"], m["lon"])):
+                meta.update(lat=m["lat"], lon=m["lon"], dims=m["dims"], calendar=m["calendar"])
+                meta["attrs"] = {"variables": {}, "coords": m["attrs"]["coords"]}
+            meta["attrs"]["variables"].update(m["attrs"]["variables"])
+            if not (np.allclose(meta["lat"], m["lat"]) and np.allclose(meta["lon"], m["lon"])):
                 raise DataError(f"{path}: lat/lon differ from the other files of {name}")
             yield values, t, m
 
@@ -305,22 +315,13 @@ def read_series(
             if pos != len(times):
                 raise DataError(f"{f.directory} and {ws.fields[0].directory} have different times")
         if f.has_level and (len(levels) > 1 or len(ws.fields) > 1):
-            channels += [Channel(f"{f.var}{lv}", units) for lv in levels]
+            channels += [Channel(f"{f.var}{lv}", units, f.var, lv) for lv in levels]
+        elif f.has_level:
+            channels.append(Channel(f.var, units, f.var, levels[0]))
         else:
-            channels.append(Channel(f.var, units))
+            channels.append(Channel(f.var, units, f.var))
         c0 += n_ch
-    _check_finite(series, times, name)
     return series, times, channels, meta
-
-
-def _check_finite(series: np.ndarray, times: np.ndarray, name: str) -> None:
-    bad = ~np.isfinite(series)
-    if bad.any():
-        t, c, y, x = np.argwhere(bad)[0]
-        raise DataError(
-            f"{name}: {int(bad.sum())} non-finite values; first at time {times[t]} "
-            f"(t={t}, c={c}, y={y}, x={x}); fix the files or pick other years"
-        )
 
 
 def channel_stats(series: np.ndarray) -> Normalizer:
@@ -368,14 +369,9 @@ def _years(value: Any, key: str) -> tuple[int, int]:
     return first, last
 
 
-def load(name: str, root: str | Path, **options: Any) -> Splits:
-    """Train/val/test windows of a WeatherBench dataset; see the module docstring.
-
-    Options: in_len, out_len (defaults 12 -> 12, mv 4 -> 4), stride (1 frame), train_years,
-    val_years, test_years ((first, last)), levels (hPa; r: (1000,), mv: (150, 500, 850)),
-    protocol ("standard": val = the val years; "openstl": val = the test split, as the
-    published tables), openstl_mv_indexing (mv only, default False).
-    """
+def _parse(name: str, options: dict[str, Any]):
+    """The checked options: (set, in_len, out_len, stride, protocol, openstl_mv_indexing,
+    levels, years by split)."""
     ws = _set(name)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -404,6 +400,45 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         for split in ("train", "val", "test")
     }
     _check_disjoint(years)
+    return ws, in_len, out_len, stride, protocol, openstl_mv, levels, years
+
+
+def check_values(name: str, root: str | Path, **options: Any) -> list[str]:
+    """Problems with every year file the options select (train, val and test years): a
+    missing file, anything :func:`_read_year` refuses (non-finite values, times not sorted
+    / unique / on the step, grid), and fields whose times or grid differ in a year."""
+    ws, *_, levels, years = _parse(name, options)
+    problems: list[str] = []
+    wanted = sorted({y for a, b in years.values() for y in range(a, b + 1)})
+    first: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for f in ws.fields:
+        for year in wanted:
+            path = file_path(root, f, year)
+            if not path.is_file():
+                problems.append(f"missing {path}; {name} expects {layout(name)}")
+                continue
+            try:
+                _, times, meta = _read_year(path, f, levels, ws.step_hours)
+            except DataError as exc:
+                problems.append(one_line(exc))
+                continue
+            ref = first.setdefault(year, (times, meta["lat"], meta["lon"]))
+            if not np.array_equal(ref[0], times):
+                problems.append(f"{path}: times differ from {ws.fields[0].directory}'s {year}")
+            elif not (np.allclose(ref[1], meta["lat"]) and np.allclose(ref[2], meta["lon"])):
+                problems.append(f"{path}: lat/lon differ from the other files of {name}")
+    return problems
+
+
+def load(name: str, root: str | Path, **options: Any) -> Splits:
+    """Train/val/test windows of a WeatherBench dataset; see the module docstring.
+
+    Options: in_len, out_len (defaults 12 -> 12, mv 4 -> 4), stride (1 frame), train_years,
+    val_years, test_years ((first, last)), levels (hPa; r: (1000,), mv: (150, 500, 850)),
+    protocol ("standard": val = the val years; "openstl": val = the test split, as the
+    published tables), openstl_mv_indexing (mv only, default False).
+    """
+    ws, in_len, out_len, stride, protocol, openstl_mv, levels, years = _parse(name, options)
 
     offsets = (
         openstl_mv_offsets(in_len, out_len)
@@ -420,7 +455,9 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels)
     norm = channel_stats(train_raw)
     train_series = normalize_inplace(train_raw, norm)
-    climatology = fit_climatology(train_series, month_hour_phase(train_t), MONTH_HOUR_PHASES)
+    time_step = reader.canonical_step(f"{ws.step_hours}h")
+    phase_fn, n_phases, climatology_kind = climatology_phases(time_step, "the train years")
+    climatology = fit_climatology(train_series, phase_fn(train_t), n_phases)
 
     def windows(series: np.ndarray, times: np.ndarray, split: str) -> ArrayWindows:
         starts = contiguous_starts(
@@ -432,7 +469,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             out_len,
             starts,
             times=times,
-            phase_fn=month_hour_phase,
+            phase_fn=phase_fn,
             offsets=offsets,
         )
 
@@ -465,7 +502,12 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             "openstl_mv_indexing": openstl_mv,
             "offsets": offsets.tolist(),
             "climatology_phases": "month_hour",
+            "climatology": climatology_kind,
         },
+        time_step=time_step,
+        calendar=meta["calendar"],
+        dims=dict(meta["dims"]),
+        attrs=meta["attrs"],
     )
     return Splits(train=train, val=val, test=test, spec=spec, climatology=climatology)
 
