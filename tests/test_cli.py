@@ -286,16 +286,21 @@ def test_predict_writes_denormalised_forecast(fitted, tmp_path, suffix):
         pred = np.load(out)
         assert pred.shape == (1, 4, 1, 32, 64)
     else:
-        with xr.open_dataset(out) as ds:
+        with xr.open_dataset(out) as ds, xr.open_dataset(src) as inp:
             pred = ds["t2m"].values
-            assert ds["t2m"].dims == ("init_time", "lead", "lat", "lon")
-            assert np.allclose(ds["lat"].values, xr.open_dataset(src)["lat"].values)
-            valid = ds["time"].values[0]
-            assert (np.diff(valid) == np.timedelta64(1, "h")).all()
+            assert ds["t2m"].dims == ("time", "prediction_timedelta", "lat", "lon")
+            assert np.array_equal(ds["lat"].values, inp["lat"].values)
+            assert ds["time"].values[0] == inp["time"].values[-1]  # the last input frame
+            lead = ds["prediction_timedelta"].values
+            assert (lead == np.arange(1, 5) * np.timedelta64(1, "h")).all()
+            assert ds["t2m"].attrs["units"] == inp["t2m"].attrs["units"]
     assert abs(float(pred.mean()) - float(truth.mean())) < 15  # physical units (K)
     npy = tmp_path / "x.npy"
     np.save(npy, truth[-4:, None])
     assert main(["predict", "--ckpt", str(ckpt), "--input", str(npy), "--output", str(out)]) == 0
+    # the same last window from the .npy (no coordinates: matched by shape) as from the file
+    again = np.load(out) if suffix == ".npy" else xr.open_dataset(out)["t2m"].values
+    assert np.array_equal(again, pred)
 
 
 def test_predict_errors_are_one_line(tmp_path, capsys):

@@ -19,6 +19,7 @@ _LAZY: dict[str, str] = {
     "ForecastDataModule": "svqcast.data.datamodule",
     "ForecastModule": "svqcast.training.module",
     "load_module": "svqcast.training.predict",
+    "forecast": "svqcast.training.forecast",
 }
 
 __all__ = [

@@ -37,19 +37,47 @@ MOVED = {
 def predict_command(argv: list[str]) -> int:
     parser = _parser("predict", "forecast new data with a trained checkpoint")
     parser.add_argument("--ckpt", required=True, help="a run's best.ckpt")
-    parser.add_argument("--input", required=True, help=".npy (T, C, H, W) or netCDF")
-    parser.add_argument("--output", default="forecast.npy", help=".npy or .nc")
+    parser.add_argument(
+        "--input", required=True, help="netCDF, zarr, or .npy/.npz (T, [C,] H, W) in the units"
+    )
+    parser.add_argument(
+        "--output",
+        default="forecast.npy",
+        help=".nc or .zarr (WeatherBench2 layout) or .npy (N, T_out, C, H, W)",
+    )
     parser.add_argument(
         "--windows",
         choices=("last", "all"),
         default="last",
-        help="forecast from the last window only",
+        help="forecast from the last window only, or from every window without a gap",
     )
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument(
+        "--variables",
+        default=None,
+        help="comma-separated input variables (default: the checkpoint's)",
+    )
+    parser.add_argument(
+        "--time-tolerance",
+        type=float,
+        default=0.0,
+        help="accept times off the step by this fraction of a step (default 0)",
+    )
+    parser.add_argument("--progress", action="store_true", help="show a progress bar")
     args = parser.parse_args(argv)
     from svqcast.training.predict import predict_file
 
-    out = predict_file(args.ckpt, args.input, args.output, args.windows, args.batch_size)
+    variables = None if args.variables is None else [v for v in args.variables.split(",") if v]
+    out = predict_file(
+        args.ckpt,
+        args.input,
+        args.output,
+        args.windows,
+        args.batch_size,
+        variables=variables,
+        time_tolerance=args.time_tolerance,
+        progress=args.progress,
+    )
     print(f"wrote {out}")
     return 0
 
@@ -68,9 +96,16 @@ def data_command(argv: list[str]) -> int:
     p_synth.add_argument("name")
     p_synth.add_argument("--root", default="data")
     p_synth.add_argument("--seed", type=int, default=0)
-    p_check = sub.add_parser("check", help="check a dataset's files under --root")
+    p_check = sub.add_parser("check", help="check a dataset's files and values under --root")
     p_check.add_argument("name")
     p_check.add_argument("--root", default="data")
+    p_check.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a data option as fit takes it, e.g. path=series.nc (repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.action == "list":
         print(commands.list_datasets(args.root))
@@ -78,7 +113,13 @@ def data_command(argv: list[str]) -> int:
     if args.action == "synth":
         print(f"wrote {commands.synth(args.name, args.root, seed=args.seed)}")
         return 0
-    problems = commands.check(args.name, args.root)
+    options = {}
+    for text in args.option:
+        key, eq, value = text.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"svqcast data check: --option takes KEY=VALUE, got {text!r}")
+        options[key.strip()] = value
+    problems = commands.check(args.name, args.root, options)
     if problems:
         for line in problems:
             print(f"- {line}")
