@@ -10,6 +10,7 @@ one, never a half-written file. Temporary names start with ``.<name>.`` and end 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,6 +20,9 @@ from pathlib import Path
 from svqcast.errors import ConfigError
 
 TMP_SUFFIX = ".tmp"
+# what atomic_path names its temporary files: "." + name + "." + mkstemp's 8 random
+# characters + ".tmp" (tempfile draws them from lowercase letters, digits and "_")
+TMP_PATTERN = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 @contextmanager
@@ -82,6 +86,22 @@ def ensure_writable(folder: str | os.PathLike) -> Path:
             "pass a writable --runs_dir or fix its permissions"
         ) from None
     return folder
+
+
+def sweep_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that killed :func:`atomic_path` writers left under
+    ``folder`` (only names of that pattern, ``.<name>.<8 random>.tmp``; nothing else is
+    touched). Call it only while no other process writes there (the run lock). Returns
+    the removed paths."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in sorted(folder.rglob(".*.tmp")):
+        if TMP_PATTERN.match(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def atomic_fill(root: str | os.PathLike, make: Callable[[Path], Path]) -> Path:

@@ -9,11 +9,15 @@ checkpoint, so a checkpoint records which data it was trained on.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import Dataset
 
 from svqcast.data import DATASETS, dataset_module
 from svqcast.data.base import (
@@ -26,7 +30,7 @@ from svqcast.data.base import (
 )
 from svqcast.data.loaders import ResumableLoader, make_loader
 from svqcast.data.spec import DataSpec
-from svqcast.errors import ConfigError, choices_error
+from svqcast.errors import ConfigError, DataError, SvqcastError, choices_error
 
 
 def _from_text(value: Any) -> Any:
@@ -128,7 +132,16 @@ class ForecastDataModule(L.LightningDataModule):
     @property
     def splits(self) -> Splits:
         if self._splits is None:
-            self._splits = load_splits(self.dataset, self.root, self.protocol, self.options)
+            try:
+                self._splits = load_splits(self.dataset, self.root, self.protocol, self.options)
+            except SvqcastError:
+                raise
+            except OSError as exc:  # a root that cannot be made or read: one line
+                where = exc.filename or self.root
+                raise DataError(
+                    f"cannot read or create the {self.dataset} data at {where}: "
+                    f"{exc.strerror or exc}; pass a readable, writable --data.root"
+                ) from None
         return self._splits
 
     @property
@@ -139,6 +152,40 @@ class ForecastDataModule(L.LightningDataModule):
     @property
     def climatology(self) -> Climatology:
         return self.splits.climatology
+
+    def align_to(self, spec: DataSpec) -> bool:
+        """Reorder this data's grid to ``spec``'s (a checkpoint's) lat/lon order when it is
+        the same grid in another order (north-first vs south-first, -180..180 vs 0..360):
+        every split, the climatology and the spec's coordinates. Returns whether it did.
+        Anything else that differs is left for the caller's check to name."""
+        mine = self.splits.spec
+        if mine.lat is None or mine.lon is None or spec.lat is None or spec.lon is None:
+            return False
+        if mine.lat.shape != spec.lat.shape or mine.lon.shape != spec.lon.shape:
+            return False
+        from svqcast.data.identity import grid_permutation
+
+        try:
+            ilat, ilon = grid_permutation(spec.lat, spec.lon, mine.lat, mine.lon, where="data")
+        except SvqcastError:
+            return False
+        ilat, ilon = np.asarray(ilat), np.asarray(ilon)
+        same = np.array_equal(ilat, np.arange(len(ilat))) and np.array_equal(
+            ilon, np.arange(len(ilon))
+        )
+        if same and np.array_equal(mine.lon, spec.lon):
+            return False
+        s = self.splits
+        mean = s.climatology.mean[..., ilat, :][..., ilon]
+        self._splits = dataclasses.replace(
+            s,
+            train=Reordered(s.train, ilat, ilon),
+            val=Reordered(s.val, ilat, ilon),
+            test=Reordered(s.test, ilat, ilon),
+            spec=dataclasses.replace(mine, lat=spec.lat.copy(), lon=spec.lon.copy()),
+            climatology=Climatology(np.ascontiguousarray(mean)),
+        )
+        return True
 
     def prepare_data(self) -> None:
         """Embedded datasets generate their files here (rank 0 only under DDP)."""
@@ -183,6 +230,31 @@ class ForecastDataModule(L.LightningDataModule):
     def saved_spec(self) -> DataSpec | None:
         """The spec restored from a checkpoint, if any (without loading the data)."""
         return self._saved_spec
+
+
+class Reordered(Dataset):
+    """A dataset's windows with the grid reordered: ``x[..., ilat, :][..., ilon]``."""
+
+    def __init__(self, dataset: Dataset, ilat: np.ndarray, ilon: np.ndarray) -> None:
+        self.dataset = dataset
+        self.ilat = torch.as_tensor(ilat, dtype=torch.long)
+        self.ilon = torch.as_tensor(ilon, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return tuple(
+            t.index_select(-2, self.ilat).index_select(-1, self.ilon) for t in self.dataset[index]
+        )
+
+    def target_phases(self, index: int):
+        return self.dataset.target_phases(index)
+
+    def set_epoch(self, epoch: int) -> None:
+        set_epoch = getattr(self.dataset, "set_epoch", None)
+        if callable(set_epoch):
+            set_epoch(epoch)
 
 
 # The engine's name for the same module (before the resumable loaders moved in here).

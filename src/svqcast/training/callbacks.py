@@ -20,7 +20,8 @@ class RunConfigCallback(SaveConfigCallback):
 
 def run_checkpoints(run_dir: Path, every_n_steps: int = 0) -> list[ModelCheckpoint]:
     """``best.ckpt`` (lowest val_loss) and ``last.ckpt`` (end of every epoch, and every
-    ``every_n_steps`` optimiser steps when > 0, for a mid-epoch resume)."""
+    ``every_n_steps`` optimiser steps when > 0, for a mid-epoch resume; never on an epoch's
+    last batch, see :class:`StepCheckpoint`)."""
     callbacks = [
         ModelCheckpoint(
             dirpath=run_dir,
@@ -33,7 +34,7 @@ def run_checkpoints(run_dir: Path, every_n_steps: int = 0) -> list[ModelCheckpoi
     ]
     if every_n_steps > 0:
         callbacks.append(
-            ModelCheckpoint(
+            StepCheckpoint(
                 dirpath=run_dir,
                 filename="last",
                 save_top_k=0,
@@ -43,3 +44,19 @@ def run_checkpoints(run_dir: Path, every_n_steps: int = 0) -> list[ModelCheckpoi
             )
         )
     return callbacks
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every n optimiser steps, except on an epoch's last batch.
+
+    A checkpoint taken on the last batch, before that epoch's validation, is one Lightning
+    does not resume exactly (it skips that validation and, after a second kill, trains an
+    epoch twice). The checkpoint at validation end covers that moment instead; a kill in
+    between resumes from the step before and redoes the last batch, bit-exactly.
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        last = trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        if last or batch_idx + 1 >= trainer.num_training_batches:
+            return
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

@@ -3,7 +3,10 @@ dotted overrides, run folders, atomic checkpoints and one-line errors.
 
 The resolved configuration is saved in the run folder ``<runs_dir>/<name>/config.yaml``. A
 run folder this process created is removed again when the command fails before writing a
-checkpoint.
+checkpoint. One command at a time writes a run folder (:class:`~svqcast.training.runs.RunLock`);
+temporary files of killed writes are swept when a command starts. With ``--ckpt_path`` the
+model options given must agree with the checkpoint's (or ``--from_checkpoint true`` takes the
+checkpoint's), and ``trainer.max_epochs`` must not be below the epochs it has done.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ from typing import Any
 
 from svqcast.data.datamodule import ForecastDataModule
 from svqcast.errors import CheckpointError, ConfigError, SvqcastError, one_line
-from svqcast.io import ensure_writable
+from svqcast.io import ensure_writable, sweep_temp_files
 from svqcast.training.checkpoints import has_checkpoints
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test")
 RUN_NAME_ENV = "SVQCAST_RUN_NAME"
 # run folders this invocation created, removed again if it fails before writing a checkpoint
 _CREATED: list[Path] = []
+# the run-folder locks this invocation holds, released when it ends
+_LOCKS: list[Any] = []
+# the arguments of this invocation (which model options the user gave)
+_ARGV: list[str] = []
 
 
 def _cli_class() -> type:
@@ -32,6 +39,7 @@ def _cli_class() -> type:
     from svqcast.training.callbacks import RunConfigCallback, run_checkpoints
     from svqcast.training.checkpoints import AtomicCheckpointIO
     from svqcast.training.module import ForecastModule
+    from svqcast.training.runs import ResumeMetricsHistory, RunCSVLogger
 
     class SvqcastCLI(LightningCLI):
         """LightningCLI with run folders, atomic checkpoints and clean one-line errors."""
@@ -57,6 +65,11 @@ def _cli_class() -> type:
             add_run_arguments(parser)
 
         def _parse_ckpt_path(self) -> None:
+            if self.config.get("subcommand"):
+                cfg = self.config[self.config["subcommand"]]
+                cfg["ckpt_path"] = _resolve_ckpt_path(cfg, self.run_dir_of(cfg))
+                if cfg.get("ckpt_path"):
+                    _check_against_checkpoint(cfg, self.config["subcommand"])
             try:
                 super()._parse_ckpt_path()
             except SvqcastError:
@@ -71,7 +84,10 @@ def _cli_class() -> type:
             return self.config[self.subcommand] if self.subcommand else self.config
 
         def run_dir(self) -> Path:
-            cfg = self._config()
+            return self.run_dir_of(self._config())
+
+        @staticmethod
+        def run_dir_of(cfg: Any) -> Path:
             name = cfg.get("name")
             ckpt = cfg.get("ckpt_path")
             if name is None and ckpt and Path(str(ckpt)).is_file():
@@ -93,6 +109,7 @@ def _cli_class() -> type:
             ckpt = cfg.get("ckpt_path")
             run_dir = self.run_dir()
             if self.subcommand == "fit" and ckpt is None and has_checkpoints(run_dir):
+                _lock_run_folder(run_dir)  # a running fit: say who holds it
                 raise ConfigError(
                     f"run folder {run_dir} already holds checkpoints; resume it with "
                     "--ckpt_path last or pick another --name"
@@ -102,6 +119,7 @@ def _cli_class() -> type:
             if not existed:
                 _CREATED.append(run_dir)
             self._run_dir = run_dir
+            _lock_run_folder(run_dir)
 
         def instantiate_trainer(self, **kwargs: Any):
             cfg = self._config()
@@ -109,11 +127,12 @@ def _cli_class() -> type:
             kwargs.setdefault("default_root_dir", str(self._run_dir))
             logger = trainer_cfg.get("logger")
             if logger is None or logger is True:
-                kwargs["logger"] = _default_loggers(self._run_dir)
+                kwargs["logger"] = _default_loggers(self._run_dir, self.subcommand or "fit")
             every = int(cfg.get("checkpoint_every_n_steps") or 0)
             callbacks = run_checkpoints(self._run_dir, every)
             if trainer_cfg.get("enable_checkpointing") is False:
                 callbacks = []
+            callbacks.append(ResumeMetricsHistory())
             kwargs["callbacks"] = [*_as_list(trainer_cfg.get("callbacks")), *callbacks]
             kwargs["plugins"] = [*_as_list(trainer_cfg.get("plugins")), AtomicCheckpointIO()]
             return super().instantiate_trainer(**kwargs)
@@ -128,6 +147,9 @@ def _cli_class() -> type:
                 print(
                     "svqcast: no validation checkpoint: testing the final weights", file=sys.stderr
                 )
+            for logger in self.trainer.loggers:  # test rows go to metrics_test.csv
+                if isinstance(logger, RunCSVLogger):
+                    logger.use_file(_metrics_file("test"))
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=which)
 
     return SvqcastCLI
@@ -148,6 +170,13 @@ def add_run_arguments(parser) -> None:
         type=int,
         default=0,
         help="also refresh last.ckpt every n optimiser steps (mid-epoch resume)",
+    )
+    parser.add_argument(
+        "--from_checkpoint",
+        type=bool,
+        default=False,
+        help="with --ckpt_path: take the checkpoint's model configuration; model options "
+        "given that differ from it are ignored (by default they are an error)",
     )
 
 
@@ -173,13 +202,19 @@ def _as_list(value: Any) -> list:
     return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
-def _default_loggers(run_dir: Path) -> list:
-    """CSV always; TensorBoard too when it is installed."""
+def _metrics_file(stage: str) -> str:
+    """``metrics.csv`` for fit, ``metrics_<stage>.csv`` for test and validate."""
+    return "metrics.csv" if stage == "fit" else f"metrics_{stage}.csv"
+
+
+def _default_loggers(run_dir: Path, stage: str = "fit") -> list:
+    """CSV always (appending: a resume or an evaluation never loses fit rows); TensorBoard
+    too when it is installed."""
     import importlib.util
 
-    from lightning.pytorch.loggers import CSVLogger
+    from svqcast.training.runs import RunCSVLogger
 
-    loggers: list = [CSVLogger(save_dir=str(run_dir), name="", version="")]
+    loggers: list = [RunCSVLogger(run_dir, _metrics_file(stage))]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -200,13 +235,16 @@ def run_lightning(args: list[str]):
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
     _CREATED.clear()
+    _ARGV[:] = [str(a) for a in args]
     if "LOCAL_RANK" not in os.environ:  # a fresh command, not a DDP child Lightning launched
         os.environ.pop(RUN_NAME_ENV, None)
     try:
         return _run_cli(args)
-    except SvqcastError:
-        _cleanup_created()
+    except BaseException:
+        _cleanup_created()  # only folders without checkpoints
         raise
+    finally:
+        _release_locks()
 
 
 def _run_cli(args: list[str]):
@@ -217,11 +255,11 @@ def _run_cli(args: list[str]):
     except ArgumentError as exc:
         raise ConfigError(one_line(exc)) from None
     except ValueError as exc:  # jsonargparse wraps instantiation errors of our classes
+        if isinstance(exc, SvqcastError):
+            raise
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, SvqcastError):
             raise cause from None
-        if isinstance(exc, SvqcastError):
-            raise
         raise ConfigError(one_line(exc)) from None
 
 
@@ -230,3 +268,148 @@ def _cleanup_created() -> None:
         if folder.is_dir() and not has_checkpoints(folder):
             shutil.rmtree(folder, ignore_errors=True)
     _CREATED.clear()
+
+
+def _release_locks() -> None:
+    while _LOCKS:
+        _LOCKS.pop().release()
+
+
+def _is_launched_child() -> bool:
+    """A process that is not rank 0 of its job (a DDP child Lightning launched, another
+    torchrun/SLURM rank, a node other than the first): it neither locks nor sweeps the run
+    folder, its rank 0 does."""
+    for var in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "NODE_RANK", "GROUP_RANK"):
+        value = os.environ.get(var, "0")
+        if value.isdigit() and int(value) != 0:
+            return True
+    return False
+
+
+def _lock_run_folder(run_dir: Path) -> None:
+    """Lock ``run_dir`` for this command (once), then sweep what killed writers left."""
+    from svqcast.training.runs import RunLock, describe_holder
+
+    if _is_launched_child() or any(lock.folder == run_dir for lock in _LOCKS):
+        return
+    if not run_dir.is_dir():
+        return  # nothing to lock yet (the check before the folder is made)
+    lock = RunLock(run_dir).acquire()
+    _LOCKS.append(lock)
+    if lock.taken_over is not None:
+        print(
+            f"svqcast: taking over {run_dir} from {describe_holder(lock.taken_over)}, "
+            "which ended without releasing it",
+            file=sys.stderr,
+        )
+    sweep_temp_files(run_dir)
+
+
+def _resolve_ckpt_path(cfg: Any, run_dir: Path) -> str | None:
+    """``last`` / ``best`` name the run folder's last.ckpt / best.ckpt (when it exists, so
+    that the checks below see it); a file that does not exist is a one-line error."""
+    ckpt = cfg.get("ckpt_path")
+    if ckpt is None:
+        return None
+    ckpt = str(ckpt)
+    if ckpt in ("last", "best"):
+        found = run_dir / f"{ckpt}.ckpt"
+        return str(found) if found.is_file() else ckpt
+    if not Path(ckpt).is_file():
+        raise CheckpointError(
+            f"checkpoint {ckpt} does not exist; pass a run's best.ckpt or last.ckpt, or "
+            "--ckpt_path last with the run's --name"
+        )
+    return ckpt
+
+
+def _check_against_checkpoint(cfg: Any, subcommand: str) -> None:
+    """Refuse model options that contradict the checkpoint's (they would be silently
+    replaced), and a fit whose max_epochs / max_steps lie below what the checkpoint did."""
+    import inspect
+
+    import torch
+
+    from svqcast.training.module import ForecastModule
+
+    path = str(cfg["ckpt_path"])
+    if not Path(path).is_file():
+        return  # "last"/"best" without a file: Lightning says so
+    try:
+        ckpt = torch.load(path, weights_only=True, map_location="cpu", mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable: _parse_ckpt_path reports it in one line
+        return
+    saved = dict(ckpt.get("hyper_parameters") or {})
+    if not cfg.get("from_checkpoint"):
+        given = _plain(cfg.get("model"))
+        named = _named_model_options(cfg)
+        defaults = {
+            name: p.default
+            for name, p in inspect.signature(ForecastModule.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        for key, value in (given or {}).items():
+            if key == "spec" or key not in saved or key not in defaults:
+                continue
+            if key not in named and value == _plain(defaults[key]):
+                continue  # not given: the checkpoint's value is taken
+            if value != _plain(saved[key]):
+                raise ConfigError(
+                    f"--model.{key} {value!r} contradicts the checkpoint {path} "
+                    f"({key}={saved[key]!r}); drop the option, or pass --from_checkpoint true "
+                    "to take the checkpoint's model configuration"
+                )
+    if subcommand != "fit":
+        return
+    trainer = _plain(cfg.get("trainer")) or {}
+    reached = int(ckpt.get("epoch") or 0) + 1  # the epoch it was saved in, counted from 1
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs is not None and 0 <= int(max_epochs) < reached:
+        raise ConfigError(
+            f"--trainer.max_epochs {max_epochs} is below the {reached} epochs checkpoint "
+            f"{path} has reached; pass --trainer.max_epochs {reached + 1} or more to train on"
+        )
+    max_steps, step = trainer.get("max_steps"), int(ckpt.get("global_step") or 0)
+    if max_steps is not None and 0 <= int(max_steps) < step:
+        raise ConfigError(
+            f"--trainer.max_steps {max_steps} is below the {step} steps checkpoint {path} "
+            f"has done; pass a larger --trainer.max_steps to train on"
+        )
+
+
+def _named_model_options(cfg: Any) -> set[str]:
+    """The model options this command names: ``--model.KEY`` arguments and the ``model``
+    keys of its config files (a value equal to the default counts as given too)."""
+    import yaml
+
+    named = set()
+    for i, arg in enumerate(_ARGV):
+        if arg.startswith("--model."):
+            named.add(arg[len("--model.") :].split("=")[0].split(".")[0])
+        if arg in ("--config", "-c") and i + 1 < len(_ARGV) or arg.startswith("--config="):
+            source = arg.split("=", 1)[1] if "=" in arg else _ARGV[i + 1]
+            try:
+                is_file = Path(source).is_file()
+            except OSError:  # a YAML string too long for a file name
+                is_file = False
+            try:
+                text = Path(source).read_text() if is_file else source
+                model = (yaml.safe_load(text) or {}).get("model")
+            except (OSError, ValueError, AttributeError, yaml.YAMLError):
+                continue
+            if isinstance(model, dict):
+                named |= set(model)
+    return named
+
+
+def _plain(value: Any) -> Any:
+    """A jsonargparse Namespace (nested) as plain dicts, for comparisons."""
+    from jsonargparse import Namespace
+
+    if isinstance(value, Namespace):
+        value = value.as_dict()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -15,6 +15,7 @@ states, which this module saves in ``on_save_checkpoint`` and restores when trai
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,33 @@ def cosine_factor(
 
 
 # --------------------------------------------------------------------------- the module
+
+
+def check_same_data(trained: DataSpec, data: DataSpec) -> None:
+    """CheckpointError naming the first way ``data`` differs from the data the model was
+    trained on (``DataSpec.first_difference``); the same grid in another lat/lon order is
+    named as such (fit and test need the checkpoint's order; predict maps layouts)."""
+    diff = trained.first_difference(data)
+    if diff is None:
+        return
+    hint = "use the dataset options and files of the checkpoint's run (its config.yaml)"
+    grids = (trained.lat, trained.lon, data.lat, data.lon)
+    if diff.startswith(("lat", "lon")) and all(g is not None for g in grids):  # not aligned
+        from svqcast.data.identity import grid_permutation
+
+        try:
+            grid_permutation(trained.lat, trained.lon, data.lat, data.lon, where="the data")
+            hint = (
+                "it is the same grid in another lat/lon order: the svqcast command and "
+                "ForecastDataModule.align_to reorder it, svqcast predict and "
+                "svqcast.forecast map layouts"
+            )
+        except SvqcastError:
+            pass
+    raise CheckpointError(
+        f"the data differs from the data the model was trained on: {diff} "
+        f"(trained vs given); {hint}"
+    )
 
 
 def _find_quantizers(model: nn.Module) -> list[nn.Module]:
@@ -138,17 +166,11 @@ class ForecastModule(L.LightningModule):
     # ---- building
 
     def build(self, spec: DataSpec) -> None:
-        """Build the forecaster and metrics for ``spec`` (done once; a second spec must match)."""
+        """Build the forecaster and metrics for ``spec`` (done once; a second spec, e.g. the
+        data given to test or resume a checkpoint, must have the same identity: windows,
+        channels, units, grid and coordinates, step, calendar, normalisation)."""
         if self.model is not None and self.spec is not None:
-            if (tuple(spec.in_shape), spec.out_len) != (
-                tuple(self.spec.in_shape),
-                self.spec.out_len,
-            ):
-                raise CheckpointError(
-                    f"the model was built for data of shape {tuple(self.spec.in_shape)} -> "
-                    f"{self.spec.out_len} frames but the data gives {tuple(spec.in_shape)} -> "
-                    f"{spec.out_len}; use the dataset options of the checkpoint's run"
-                )
+            check_same_data(self.spec, spec)
             return
         from svqcast.models.simvp import SimVP
 
@@ -202,6 +224,15 @@ class ForecastModule(L.LightningModule):
                 "ForecastModule needs the data's DataSpec: pass a datamodule with a .spec "
                 "or build the module from a checkpoint"
             )
+        if spec is not None and self.spec is not None and callable(getattr(dm, "align_to", None)):
+            # the checkpoint's grid in another lat/lon order: reorder the data to it
+            if self.spec.first_difference(spec) is not None and dm.align_to(self.spec):
+                print(
+                    "svqcast: the data's grid is the checkpoint's in another lat/lon order: "
+                    "reordered to the checkpoint's",
+                    file=sys.stderr,
+                )
+                spec = dm.spec
         if spec is not None:
             self.build(spec)
 
@@ -362,7 +393,9 @@ class ForecastModule(L.LightningModule):
         run_dir = Path(self.trainer.default_root_dir)
         # the metrics' own caveats (no latitudes, LPIPS unavailable, ...), once each
         notes = list(dict.fromkeys(n for m in self.test_metrics.values() for n in m.notes))
-        write_test_report(run_dir, full, stats, protocol=self._protocol(), notes=notes)
+        write_test_report(
+            run_dir, full, stats, protocol=self._protocol(), notes=notes, spec=self.spec
+        )
         if not self.hparams.plots:
             return
         write_test_plots(run_dir, self.spec, full, self._first_batch, self._weight_sample)
@@ -446,16 +479,7 @@ class ForecastModule(L.LightningModule):
         if saved is not None and self.model is None:
             self.build(DataSpec.from_dict(saved))
         if saved is not None and self.spec is not None:
-            theirs = DataSpec.from_dict(saved)
-            if (tuple(theirs.in_shape), theirs.out_len) != (
-                tuple(self.spec.in_shape),
-                self.spec.out_len,
-            ):
-                raise CheckpointError(
-                    f"checkpoint was trained on data of shape {tuple(theirs.in_shape)} -> "
-                    f"{theirs.out_len} frames but this data is {tuple(self.spec.in_shape)} -> "
-                    f"{self.spec.out_len}; use the checkpoint with its own dataset options"
-                )
+            check_same_data(DataSpec.from_dict(saved), self.spec)
         check_state_dict(self, checkpoint.get("state_dict", {}))
 
     def on_train_start(self) -> None:
