@@ -147,3 +147,13 @@ def test_weight_histogram_overwrites_atomically(tmp_path):
 def test_weight_histogram_bad_input(tmp_path, weights, error):
     with pytest.raises(error):
         plots.plot_weight_histogram(weights, tmp_path / "w.png")
+
+
+@pytest.mark.parametrize(
+    "time_step, hours, title",
+    [("6h", 6.0, "lead 2 (+12 h)"), ("MS", None, "lead 2 (+2 months)"), (None, None, "lead 2")],
+)
+def test_panel_titles_name_the_lead_time(time_step, hours, title):
+    s = spec("weather")
+    s.time_step, s.time_step_hours = time_step, hours
+    assert plots._lead_label(2, s) == title

@@ -317,5 +317,7 @@ def describe_entry(entry: dict[str, Any]) -> str:
             if key in paper:
                 text += f" (paper {paper[key]:.4g})"
             parts.append(text + "; ")
+        elif f"{key}_norm" in ours:  # channels in different units: no physical overall number
+            parts.append(f"{key} {ours[key + '_norm']:.4g} (normalised units); ")
     parts.append(f"run folder {entry['run_dir']}")
     return "".join(parts)

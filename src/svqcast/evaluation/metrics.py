@@ -18,12 +18,19 @@ de-normalised with ``spec.normalizer`` first):
 DDP ``compute()`` gives exactly the single-process result over the whole test set. Keys:
 ``"<metric>"``, ``"<metric>/lead_01"`` ... (1-based lead = output frame index), and for
 multi-channel weather ``"<metric>/<channel>"`` and ``"<metric>/<channel>/lead_01"``.
+
+Units are never mixed in one number: when the channels have different units (K and m s-1,
+say), the overall and per-lead ``mse``, ``mae``, ``rmse`` and ``wrmse`` are computed on the
+NORMALISED errors (error / train-split std of its channel, dimensionless) under the keys
+``mse_norm``, ``mae_norm``, ``rmse_norm``, ``wrmse_norm``; the per-channel keys stay in
+physical units (video data gets per-channel ``mse`` and ``mae`` then). ``acc``, ``ssim``,
+``psnr`` and ``lpips`` have no units and keep their names.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +70,17 @@ def per_lead(results: Mapping[str, Any], metric: str, prefix: str = "") -> list[
     if not leads:
         raise ConfigError(f"no per-lead values for metric {metric!r} (prefix {prefix!r})")
     return [float(leads[i]) for i in sorted(leads)]
+
+
+def same_units(units: Sequence[str]) -> bool:
+    """True when every entry names the same unit: equal strings, or spellings that pint
+    converts into each other with factor 1 ("m s-1", "m/s"; :mod:`svqcast.data.units`)."""
+    from svqcast.data.units import conversion
+
+    distinct = list(dict.fromkeys(str(u).strip() for u in units))
+    if "" in distinct and len(distinct) > 1:  # a channel without units next to one with
+        return False
+    return all(conversion(distinct[0], u) == (1.0, 0.0) for u in distinct[1:])
 
 
 def _tensor(x: Array, name: str) -> torch.Tensor:
@@ -329,6 +347,15 @@ class ForecastMetrics(Metric):
         self.prefix = prefix
         self.channels = len(spec.channels)
         self.notes: list[str] = []
+        units = [c.units for c in spec.channels]
+        self.mixed_units = not same_units(units)
+        if self.mixed_units:
+            shown = ", ".join(repr(u) for u in dict.fromkeys(units))
+            self.notes.append(
+                f"channels have different units ({shown}): the overall and per-lead "
+                "mse_norm, mae_norm, rmse_norm, wrmse_norm are in normalised units (error / "
+                "train-split std of each channel); per-channel values are in physical units"
+            )
         lo, hi = spec.data_range if spec.data_range is not None else (0.0, 1.0)
         self.value_range = (float(lo), float(hi))
         t, c = self.out_len, self.channels
@@ -372,10 +399,11 @@ class ForecastMetrics(Metric):
     @property
     def metric_names(self) -> tuple[str, ...]:
         """Top-level metric names this instance reports (``acc`` needs clim in updates)."""
+        norm = "_norm" if self.mixed_units else ""  # see the module docstring
         if self.spec.convention == "weather":
-            return WEATHER_METRICS
+            return tuple(m if m == "acc" else m + norm for m in WEATHER_METRICS)
         lpips = ("lpips",) if self._lpips is not None else ()
-        return VIDEO_METRICS[:2] + self._video_names + lpips
+        return tuple(m + norm for m in VIDEO_METRICS[:2]) + self._video_names + lpips
 
     def _check(self, name: str, x: torch.Tensor) -> None:
         want = (self.out_len, self.channels, self.spec.height, self.spec.width)
@@ -425,35 +453,51 @@ class ForecastMetrics(Metric):
         t_len, names = self.out_len, self.spec.channel_names
         out: dict[str, torch.Tensor] = {}
 
-        def put(metric: str, overall, leads, chans=None, chan_leads=None) -> None:
+        def put(metric: str, overall, leads) -> None:
             out[f"{self.prefix}{metric}"] = overall
             for i in range(t_len):
                 out[f"{self.prefix}{metric}/{lead_name(i + 1, t_len)}"] = leads[i]
-            if chans is not None and len(names) > 1:
-                for j, ch in enumerate(names):
-                    out[f"{self.prefix}{metric}/{ch}"] = chans[j]
-                    for i in range(t_len):
-                        key = f"{self.prefix}{metric}/{ch}/{lead_name(i + 1, t_len)}"
-                        out[key] = chan_leads[i, j]
+
+        def per_channel(metric: str, chans, chan_leads) -> None:
+            if len(names) < 2:
+                return
+            for j, ch in enumerate(names):
+                out[f"{self.prefix}{metric}/{ch}"] = chans[j]
+                for i in range(t_len):
+                    out[f"{self.prefix}{metric}/{ch}/{lead_name(i + 1, t_len)}"] = chan_leads[i, j]
+
+        # headline sums: physical, or divided by std**power per channel when units differ
+        suffix = "_norm" if self.mixed_units else ""
+        inv_std = torch.as_tensor(1.0 / self.spec.normalizer.std, dtype=self.se.dtype)
+
+        def head(s: torch.Tensor, power: int) -> torch.Tensor:
+            return s * inv_std.to(s.device) ** power if self.mixed_units else s
 
         n = self.n
         pix = self.spec.height * self.spec.width
         if self.spec.convention == "weather":
-            for metric, s in (("mse", self.se), ("mae", self.ae)):
-                put(metric, s.sum() / (n * pix * s.numel()), s.sum(1) / (n * pix * s.shape[1]),
-                    s.sum(0) / (n * pix * t_len), s / (n * pix))  # fmt: skip
-            m = self.se / (n * pix)  # (T, C) per-pixel MSE
-            put("rmse", m.mean().sqrt(), m.mean(1).sqrt(), m.mean(0).sqrt(), m.sqrt())
-            r = self.wrmse_sum / n
-            put("wrmse", r.mean(), r.mean(1), r.mean(0), r)
+            for metric, s, power in (("mse", self.se, 2), ("mae", self.ae, 1)):
+                h = head(s, power)
+                put(metric + suffix, h.sum() / (n * pix * h.numel()),
+                    h.sum(1) / (n * pix * h.shape[1]))  # fmt: skip
+                per_channel(metric, s.sum(0) / (n * pix * t_len), s / (n * pix))
+            m, mh = self.se / (n * pix), head(self.se, 2) / (n * pix)  # (T, C) per-pixel MSE
+            put("rmse" + suffix, mh.mean().sqrt(), mh.mean(1).sqrt())
+            per_channel("rmse", m.mean(0).sqrt(), m.sqrt())
+            r, rh = self.wrmse_sum / n, head(self.wrmse_sum, 1) / n
+            put("wrmse" + suffix, rh.mean(), rh.mean(1))
+            per_channel("wrmse", r.mean(0), r)
             if self.n_acc > 0:
                 a = self.acc_sum / self.n_acc
-                put("acc", a.mean(), a.mean(1), a.mean(0), a)
+                put("acc", a.mean(), a.mean(1))
+                per_channel("acc", a.mean(0), a)
             return out
         # video: per-frame sums over C*H*W, mean over samples and frames
-        for metric, s in (("mse", self.se), ("mae", self.ae)):
-            lead = s.sum(1) / n
-            put(metric, lead.mean(), lead)
+        for metric, s, power in (("mse", self.se, 2), ("mae", self.ae, 1)):
+            lead = head(s, power).sum(1) / n
+            put(metric + suffix, lead.mean(), lead)
+            if self.mixed_units:  # per-frame sums over H*W of each channel, physical
+                per_channel(metric, s.sum(0) / (n * t_len), s / n)
         for metric in self.metric_names[2:]:
             lead = getattr(self, f"{metric}_sum") / n
             put(metric, lead.mean(), lead)
@@ -474,6 +518,7 @@ __all__ = [
     "psnr",
     "psnr_frames",
     "rmse",
+    "same_units",
     "ssim",
     "ssim_frames",
     "wrmse",

@@ -203,8 +203,12 @@ def load(
         val = windows([e for e in entries["train"] if e[0] in held])
     train = windows(train_entries, augment)
     plain = windows(train_entries)
-    climatology = window_mean(plain, spread(len(plain), climatology_samples))
+    chosen = spread(len(plain), climatology_samples)
+    climatology = window_mean(plain, chosen)
     spec = video_spec(
         name, in_len, out_len, CHANNELS, size, size, protocol, step=step, augment=augment
+    )
+    spec.extra["climatology"] = (
+        f"overall mean per pixel over {len(chosen)} evenly spaced training windows (unaugmented)"
     )
     return Splits(train, val, test, spec, climatology)

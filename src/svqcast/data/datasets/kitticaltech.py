@@ -148,6 +148,7 @@ def load(
     climatology = covered_mean(train_data, train_starts, span)
     height, width = train_data.shape[1:3]
     spec = video_spec(name, in_len, out_len, CHANNELS, height, width, protocol)
+    spec.extra["climatology"] = "overall mean per pixel over every frame of the training windows"
     return Splits(train, val, test, spec, climatology)
 
 

@@ -200,6 +200,10 @@ def load(
     val = (
         test if protocol == "openstl" else ClipWindows(paths, groups["val"], in_len, out_len, size)
     )
-    climatology = window_mean(train, spread(len(train), climatology_samples))
+    chosen = spread(len(train), climatology_samples)
+    climatology = window_mean(train, chosen)
     spec = video_spec(name, in_len, out_len, ("grey",), size, size, protocol)
+    spec.extra["climatology"] = (
+        f"overall mean per pixel over {len(chosen)} evenly spaced training windows"
+    )
     return Splits(train, val, test, spec, climatology)

@@ -349,4 +349,7 @@ def load_folder(
     )
     climatology = window_mean(sample, range(len(sample)))
     spec = video_spec(name, in_len, out_len, ("intensity",), CANVAS, CANVAS, protocol)
+    spec.extra["climatology"] = (
+        f"overall mean per pixel over {len(sample)} generated training sequences"
+    )
     return Splits(train, val, test, spec, climatology)

@@ -314,4 +314,6 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     splits = weather.load("weather_t2m", data_root(root), **options)
     splits.spec = replace(splits.spec, name=name)
     splits.spec.extra["synthetic"] = asdict(wanted)
+    # the weather_t2m loader's (month, hour of day) climatology; its own text when it has one
+    splits.spec.extra.setdefault("climatology", "by (month, hour of day) over the train years")
     return splits

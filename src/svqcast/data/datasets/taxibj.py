@@ -130,6 +130,10 @@ def load(
     climatology = _train_mean(x_train, y_train, train_idx)
     spec = video_spec(name, in_len, out_len, CHANNELS, SIZE, SIZE, protocol)
     spec.time_step_hours = TIME_STEP_HOURS
+    spec.time_step = "30min"  # frames every half hour
+    spec.extra["climatology"] = (
+        "overall mean per grid cell over every input and target frame of the training samples"
+    )
     return Splits(train, val, test, spec, climatology)
 
 
