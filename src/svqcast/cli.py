@@ -38,7 +38,9 @@ def predict_command(argv: list[str]) -> int:
     parser = _parser("predict", "forecast new data with a trained checkpoint")
     parser.add_argument("--ckpt", required=True, help="a run's best.ckpt")
     parser.add_argument(
-        "--input", required=True, help="netCDF, zarr, or .npy/.npz (T, [C,] H, W) in the units"
+        "--input",
+        required=True,
+        help="netCDF, zarr, or .npy/.npz (T, [C,] H, W), in physical units",
     )
     parser.add_argument(
         "--output",
