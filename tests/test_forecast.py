@@ -297,7 +297,10 @@ def test_windows_all_skips_windows_across_a_gap(module, base, one_by_one):
     assert out["time"].values.tolist() == [t for t in times[IN - 1 :].tolist() if t not in gone]
     want = one_by_one.sel(time=out["time"].values)
     assert np.array_equal(out[L.VAR].values, want[L.VAR].values)
-    refused(module, L.gap(base, index=46), "the last 4 frames are not consecutive")
+    refused(module, L.gap(base, index=46), "not consecutive steps of h (gap after 2020-01-02T21")
+    # only the file's last 6 frames are read for windows="last"; here none of their 4-frame
+    # windows is consecutive, yet the file has many: the message must still name the gap
+    refused(module, L.gap(base, index=44), "not consecutive steps of h (gap after 2020-01-02T19")
     sparse = base.isel(time=slice(None, None, 2)).assign_coords(time=base["time"].values[:24])
     sparse = sparse.isel(time=[0, 1, 2, 4, 5, 6, 8, 9, 10])  # 3 steps, then a gap, ...
     refused(module, sparse, "no 4 consecutive steps of h", windows="all")

@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.evaluation.reports", "svqcast.evaluation"),
     ("svqcast.training.checkpoints", "svqcast.training.runs"),  # runs: lock, CSV log
     ("svqcast.training.module",),
-    ("svqcast.training.forecast", "svqcast.training.callbacks"),
+    ("svqcast.training.forecast", "svqcast.training.callbacks", "svqcast.training.quiet"),
     ("svqcast.training.predict",),
     ("svqcast.training.lightning_cli", "svqcast.training"),
     ("svqcast.reproduce", "svqcast.demo"),

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 from test_resume import make_module, weights
@@ -104,7 +105,14 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 def uninterrupted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("ref")
     module, t, events = fit(folder)
-    return weights(module), t.global_step, events.log, csv_rows(folder / "metrics.csv")
+    rows = csv_rows(folder / "metrics.csv")
+    return weights(module), t.global_step, events.log, rows, saved_counters(folder)
+
+
+def saved_counters(folder: Path) -> tuple[int, int]:
+    """(epoch, global_step) of the run's last.ckpt."""
+    ckpt = torch.load(folder / "last.ckpt", weights_only=False, map_location="cpu")
+    return ckpt["epoch"], ckpt["global_step"]
 
 
 # the moments of the uninterrupted run: after each checkpoint file and before each validation
@@ -131,7 +139,7 @@ def test_killed_twice_anywhere_resumes_bit_exactly(tmp_path, uninterrupted, firs
     """Kill at ``first``, resume, kill again at the resumed run's second moment (e.g. after
     the epoch's validation checkpoint but before last.ckpt), resume to the end: the same
     weights, step count and metric rows as the uninterrupted run."""
-    ref_weights, ref_step, _, ref_rows = uninterrupted
+    ref_weights, ref_step, _, ref_rows, ref_counters = uninterrupted
     assert fit(tmp_path, kill_at=first)[0] is None
     module, t, events = fit(tmp_path, kill_at=2, resume=True)
     if module is None:
@@ -142,6 +150,57 @@ def test_killed_twice_anywhere_resumes_bit_exactly(tmp_path, uninterrupted, firs
     for key in got:
         assert torch.equal(got[key], ref_weights[key]), key
     assert csv_rows(tmp_path / "metrics.csv") == ref_rows  # every row once, same values
+    # the saved counters too (a resume finishing the last epoch stored epoch 2, not 1)
+    assert saved_counters(tmp_path) == ref_counters == (1, 4)
+
+
+class RaiseAt(L.Callback):
+    """Dies after optimiser step ``step``, before that step's checkpoint."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise Killed(f"step {self.step}")
+
+
+@pytest.mark.slow
+def test_killed_before_the_first_checkpoint_restarts_without_repeating_rows(
+    tmp_path, uninterrupted
+):
+    """Killed before any checkpoint, `--ckpt_path last` starts from scratch (Lightning
+    finds no last.ckpt): the killed run's rows are dropped, not kept beside the new ones."""
+    ref_weights, _, _, ref_rows, _ = uninterrupted
+
+    def run(*callbacks, ckpt_path=None):
+        torch.manual_seed(1234)
+        data = TinyData(n_train=8, n_val=4, batch_size=4, seed=7)
+        module = make_module()
+        t = trainer(
+            tmp_path,
+            max_epochs=2,
+            callbacks=[*run_checkpoints(tmp_path, 3), ResumeMetricsHistory(), *callbacks],
+            enable_checkpointing=True,
+            plugins=[AtomicCheckpointIO()],
+            logger=RunCSVLogger(tmp_path),
+            log_every_n_steps=1,
+        )
+        t.fit(module, data, ckpt_path=ckpt_path)
+        return module
+
+    with pytest.raises(Killed):
+        run(RaiseAt(2))
+    assert not (tmp_path / "last.ckpt").exists()
+    killed_rows = csv_rows(tmp_path / "metrics.csv")
+    assert len(killed_rows) >= 1  # the killed run's rows
+    module = run(ckpt_path="last")
+    assert csv_rows(tmp_path / "metrics.csv") == ref_rows
+    # the dropped rows are kept aside, not lost
+    assert csv_rows(tmp_path / "metrics_dropped.csv") == killed_rows
+    got = weights(module)
+    for key in got:
+        assert torch.equal(got[key], ref_weights[key]), key
 
 
 # ----------------------------------------------------------------------------- the CLI
@@ -414,6 +473,58 @@ def test_the_same_grid_in_another_order_is_reordered_to_the_checkpoint(tmp_path,
     assert "lat[0]" in one_line_error(capsys)
 
 
+@pytest.mark.slow
+def test_data_in_convertible_units_is_converted_to_the_checkpoints(tmp_path, capsys):
+    """A checkpoint trained in K, tested on the same field in degC: converted (the
+    normalised windows are the same), the same scores, reported in K; data in m s-1 (no
+    conversion to K) is refused naming both units."""
+    import json
+
+    import layouts
+
+    base = layouts.base_field(T=96)
+    layouts.to_nc(base, tmp_path / "base.nc")
+    layouts.to_nc(layouts.deg_c(base), tmp_path / "celsius.nc")
+    layouts.to_nc(layouts.other_units(base), tmp_path / "wind.nc")
+    (tmp_path / "arrays.yaml").write_text(ARRAYS_YAML)
+    args = ["--config", str(tmp_path / "arrays.yaml"), "--data.root", str(tmp_path)]
+    args += ["--runs_dir", str(tmp_path / "runs"), "--name", "u"]
+    assert main(["fit", *args, "--test_after_fit", "false"]) == 0
+    ckpt = ["--ckpt_path", str(tmp_path / "runs" / "u" / "best.ckpt")]
+    report = tmp_path / "runs" / "u" / "test_metrics.json"
+    assert main(["test", *args, *ckpt]) == 0
+    expected = json.loads(report.read_text())["rows"]["simvp"]
+    capsys.readouterr()
+    assert main(["test", *args, *ckpt, "--data.options.path", "celsius.nc"]) == 0
+    err = capsys.readouterr().err
+    assert "degC" in err and "converted to the checkpoint's K" in err
+    got = json.loads(report.read_text())["rows"]["simvp"]
+    assert got.keys() == expected.keys()
+    for key in expected:
+        assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-4), key
+    assert main(["test", *args, *ckpt, "--data.options.path", "wind.nc"]) == 2
+    line = one_line_error(capsys)
+    assert "units" in line and "'K'" in line and "'m s-1'" in line
+
+
+def test_convertible_units_pass_the_identity_check_only_with_converted_statistics():
+    from svqcast.data.spec import Channel, Normalizer
+
+    kelvin = tiny_spec()  # t2m in K, mean 280, std 5
+
+    def other(units: str, mean: float) -> object:
+        spec = tiny_spec()
+        spec.channels = (Channel("t2m", units),)
+        spec.normalizer = Normalizer(np.array([mean]), np.array([5.0]))
+        return spec
+
+    check_same_data(kelvin, other("degC", 280.0 - 273.15))  # the same data in degC
+    with pytest.raises(CheckpointError, match="normalisation mean.*after converting degC to K"):
+        check_same_data(kelvin, other("degC", 281.0 - 273.15))  # other data
+    with pytest.raises(CheckpointError, match=r"units: \['K'\] vs \['m s-1'\]"):
+        check_same_data(kelvin, other("m s-1", 280.0))
+
+
 # ----------------------------------------------------------------------------- a real kill
 
 
@@ -447,12 +558,27 @@ def test_sigkilled_fit_resumes_to_the_same_weights_and_rows(tmp_path, capsys):
     runs = tmp_path / "runs"
     assert torch.load(runs / "k" / "last.ckpt", weights_only=False)["global_step"] == 4
     assert (runs / "k" / ".svqcast.lock.json").is_file()  # the dead holder's record
+    mid = tmp_path / "mid.ckpt"  # saved in epoch 2 (index 1), none of it completed
+    mid.write_bytes((runs / "k" / "last.ckpt").read_bytes())
     capsys.readouterr()
     assert main([*args, "--name", "k", "--ckpt_path", "last"]) == 0
     assert f"taking over {runs / 'k'} from pid {proc.pid}" in capsys.readouterr().err
     ref = torch.load(runs / "ref" / "last.ckpt", weights_only=False)
     got = torch.load(runs / "k" / "last.ckpt", weights_only=False)
     assert got["global_step"] == ref["global_step"] == 6
+    assert got["epoch"] == ref["epoch"] == 1
     for key, value in ref["state_dict"].items():
         assert torch.equal(got["state_dict"][key], value), key
     assert csv_rows(runs / "k" / "metrics.csv") == csv_rows(runs / "ref" / "metrics.csv")
+    # max_epochs against the epochs a checkpoint has completed, exactly
+    assert main([*args, "--name", "k", "--ckpt_path", "last"]) == 0  # done: nothing to train
+    assert torch.load(runs / "k" / "last.ckpt", weights_only=False)["global_step"] == 6
+    assert main([*args, "--name", "k", "--ckpt_path", "last", "--trainer.max_epochs", "1"]) == 2
+    line = one_line_error(capsys)
+    assert "--trainer.max_epochs 1 is below the 2 epochs checkpoint" in line
+    assert "pass --trainer.max_epochs 3 or more" in line
+    rc = main([*args, "--name", "k2", "--ckpt_path", str(mid), "--trainer.max_epochs", "1"])
+    assert rc == 2
+    line = one_line_error(capsys)
+    assert "in the middle of epoch 2" in line and "pass --trainer.max_epochs 2 or more" in line
+    assert not (runs / "k2").exists()

@@ -14,6 +14,7 @@ the resolved configuration is saved in the run folder ``<runs_dir>/<name>/config
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from svqcast.errors import ConfigError, SvqcastError, one_line
@@ -183,6 +184,9 @@ def _parser(name: str, description: str) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # zarr's async I/O leaves "Task was destroyed but it is pending!" on a corrupt store: the
+    # command reports the store in one line instead
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     try:
         if argv[:1] in (["--version"], ["version"]):
             from svqcast.version import __version__

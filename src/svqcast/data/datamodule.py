@@ -153,28 +153,39 @@ class ForecastDataModule(L.LightningDataModule):
     def climatology(self) -> Climatology:
         return self.splits.climatology
 
-    def align_to(self, spec: DataSpec) -> bool:
-        """Reorder this data's grid to ``spec``'s (a checkpoint's) lat/lon order when it is
-        the same grid in another order (north-first vs south-first, -180..180 vs 0..360):
-        every split, the climatology and the spec's coordinates. Returns whether it did.
+    def align_to(self, spec: DataSpec) -> str:
+        """Map this data to ``spec`` (a checkpoint's) where it is the same data in another
+        layout or in other units, and say what was done ("" when nothing was):
+
+        * the same grid in another lat/lon order (north-first vs south-first, -180..180 vs
+          0..360): every split, the climatology and the spec's coordinates are reordered;
+        * other units with a safe (affine, increasing) conversion, e.g. degC for K, whose
+          converted normalisation statistics equal ``spec``'s: the normalised windows (and
+          the climatology, kept in normalised space) are already the same, so only the
+          spec's units and statistics are restated in ``spec``'s units (reports follow).
+
         Anything else that differs is left for the caller's check to name."""
+        done = [self._align_grid(spec), self._align_units(spec)]
+        return "; ".join(d for d in done if d)
+
+    def _align_grid(self, spec: DataSpec) -> str:
         mine = self.splits.spec
         if mine.lat is None or mine.lon is None or spec.lat is None or spec.lon is None:
-            return False
+            return ""
         if mine.lat.shape != spec.lat.shape or mine.lon.shape != spec.lon.shape:
-            return False
+            return ""
         from svqcast.data.identity import grid_permutation
 
         try:
             ilat, ilon = grid_permutation(spec.lat, spec.lon, mine.lat, mine.lon, where="data")
         except SvqcastError:
-            return False
+            return ""
         ilat, ilon = np.asarray(ilat), np.asarray(ilon)
         same = np.array_equal(ilat, np.arange(len(ilat))) and np.array_equal(
             ilon, np.arange(len(ilon))
         )
         if same and np.array_equal(mine.lon, spec.lon):
-            return False
+            return ""
         s = self.splits
         mean = s.climatology.mean[..., ilat, :][..., ilon]
         self._splits = dataclasses.replace(
@@ -185,7 +196,22 @@ class ForecastDataModule(L.LightningDataModule):
             spec=dataclasses.replace(mine, lat=spec.lat.copy(), lon=spec.lon.copy()),
             climatology=Climatology(np.ascontiguousarray(mean)),
         )
-        return True
+        return (
+            "the data's grid is the checkpoint's in another lat/lon order: reordered to "
+            "the checkpoint's"
+        )
+
+    def _align_units(self, spec: DataSpec) -> str:
+        mine = self.splits.spec
+        converted = in_units_of(mine, spec)
+        if converted is None or converted is mine:
+            return ""
+        if spec.first_difference(converted) is not None:
+            return ""  # other data (or another difference): the caller's check names it
+        self._splits = dataclasses.replace(self.splits, spec=converted)
+        pairs = sorted({(a.units, b.units) for a, b in zip(mine.channels, spec.channels) if a != b})
+        what = ", ".join(f"{a} converted to the checkpoint's {b}" for a, b in pairs)
+        return f"the data is in other units: {what} (reports in {_units_list(spec)})"
 
     def prepare_data(self) -> None:
         """Embedded datasets generate their files here (rank 0 only under DDP)."""
@@ -230,6 +256,50 @@ class ForecastDataModule(L.LightningDataModule):
     def saved_spec(self) -> DataSpec | None:
         """The spec restored from a checkpoint, if any (without loading the data)."""
         return self._saved_spec
+
+
+def in_units_of(data: DataSpec, target: DataSpec) -> DataSpec | None:
+    """``data``'s spec restated in ``target``'s units: each channel whose units differ
+    takes ``target``'s units, and its normalisation statistics are converted (``mean *
+    scale + offset``, ``std * scale``, with ``value_target = value_data * scale + offset``
+    from :func:`svqcast.data.units.conversion`). The normalised values are unchanged by
+    such a restatement. ``data`` itself when no units differ; None when the channels
+    differ otherwise, or a pair of units has no increasing affine conversion."""
+    if len(data.channels) != len(target.channels):
+        return None
+    if all(a.units == b.units for a, b in zip(data.channels, target.channels)):
+        return data
+    from svqcast.data.spec import Normalizer
+    from svqcast.data.units import conversion
+
+    mean = data.normalizer.mean.copy()
+    std = data.normalizer.std.copy()
+    if mean.shape[0] != len(data.channels):
+        return None
+    channels = []
+    for i, (mine, theirs) in enumerate(zip(data.channels, target.channels)):
+        if mine.units != theirs.units:
+            if dataclasses.replace(mine, units=theirs.units) != theirs:
+                return None  # another channel, not only other units
+            conv = conversion(mine.units, theirs.units)
+            if conv is None or not conv[0] > 0:
+                return None
+            scale, offset = conv
+            mean[i] = mean[i] * scale + offset
+            std[i] = std[i] * scale
+        channels.append(dataclasses.replace(mine, units=theirs.units))
+    changes: dict = {"channels": tuple(channels), "normalizer": Normalizer(mean, std)}
+    if data.attrs and isinstance(data.attrs.get("variables"), dict):  # attributes to write back
+        variables = {k: dict(v) for k, v in data.attrs["variables"].items()}
+        for c in channels:
+            if c.variable in variables and "units" in variables[c.variable]:
+                variables[c.variable]["units"] = c.units
+        changes["attrs"] = {**data.attrs, "variables": variables}
+    return dataclasses.replace(data, **changes)
+
+
+def _units_list(spec: DataSpec) -> str:
+    return ", ".join(dict.fromkeys(c.units or "no units" for c in spec.channels))
 
 
 class Reordered(Dataset):

@@ -26,6 +26,7 @@ import torch
 
 from svqcast.data.identity import Mapping, fixed_step, match
 from svqcast.data.reader import Fields, open_dataset, read_fields
+from svqcast.data.reader_times import fmt_time
 from svqcast.data.spec import DataSpec
 from svqcast.errors import CheckpointError, ConfigError, DataError
 from svqcast.training.checkpoints import check_state_dict
@@ -229,21 +230,21 @@ def window_starts(fields: Fields, spec: DataSpec, windows: str, time_tolerance: 
     # a window [s, s + n) is consecutive when ok[s : s + n - 1] all hold
     bad = np.concatenate([[0], np.cumsum(~ok)])
     starts = [s for s in range(t_total - n + 1) if bad[s + n - 1] - bad[s] == 0]
-    if not starts:
-        raise DataError(
-            f"input {fields.source}: no {n} consecutive steps of {step} (gaps everywhere); the "
-            f"checkpoint needs {n} consecutive input frames"
-        )
-    if windows == "last":
+    if windows == "last":  # (only the file's last frames may have been read: say just that)
         last = t_total - n
         if last not in starts:
             i = last + int(np.flatnonzero(~ok[last:])[0])
             raise DataError(
                 f"input {fields.source}: the last {n} frames are not consecutive steps of "
-                f"{step} (gap after {fields.times[i]}); pass windows='all' (--windows all) or "
-                "give data without the gap"
+                f"{step} (gap after {fmt_time(fields.times[i])}); pass windows='all' "
+                "(--windows all) or give data without the gap"
             )
         return [last]
+    if not starts:
+        raise DataError(
+            f"input {fields.source}: no {n} consecutive steps of {step} (gaps everywhere); the "
+            f"checkpoint needs {n} consecutive input frames"
+        )
     return starts
 
 
@@ -258,7 +259,7 @@ def _check_finite(fields: Fields, mapping: Mapping, starts: list[int], n: int) -
         return
     t, c, y, x = np.argwhere(~finite)[0]
     t = int(frames[t])
-    when = fields.times[t] if fields.times is not None else f"frame {t}"
+    when = fmt_time(fields.times[t]) if fields.times is not None else f"frame {t}"
     lat = f"{fields.lat[y]:g}" if fields.lat is not None else str(y)
     lon = f"{fields.lon[x]:g}" if fields.lon is not None else str(x)
     ch = mapping.input_channels[c]

@@ -6,7 +6,8 @@ run folder this process created is removed again when the command fails before w
 checkpoint. One command at a time writes a run folder (:class:`~svqcast.training.runs.RunLock`);
 temporary files of killed writes are swept when a command starts. With ``--ckpt_path`` the
 model options given must agree with the checkpoint's (or ``--from_checkpoint true`` takes the
-checkpoint's), and ``trainer.max_epochs`` must not be below the epochs it has done.
+checkpoint's), and ``trainer.max_epochs`` must not be below the epochs it has completed
+(nor leave the epoch it was saved in unfinished).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def _cli_class() -> type:
     from svqcast.training.callbacks import RunConfigCallback, run_checkpoints
     from svqcast.training.checkpoints import AtomicCheckpointIO
     from svqcast.training.module import ForecastModule
+    from svqcast.training.quiet import ReleaseHeldLogs
     from svqcast.training.runs import ResumeMetricsHistory, RunCSVLogger
 
     class SvqcastCLI(LightningCLI):
@@ -132,7 +134,7 @@ def _cli_class() -> type:
             callbacks = run_checkpoints(self._run_dir, every)
             if trainer_cfg.get("enable_checkpointing") is False:
                 callbacks = []
-            callbacks.append(ResumeMetricsHistory())
+            callbacks += [ResumeMetricsHistory(), ReleaseHeldLogs()]
             kwargs["callbacks"] = [*_as_list(trainer_cfg.get("callbacks")), *callbacks]
             kwargs["plugins"] = [*_as_list(trainer_cfg.get("plugins")), AtomicCheckpointIO()]
             return super().instantiate_trainer(**kwargs)
@@ -238,8 +240,11 @@ def run_lightning(args: list[str]):
     _ARGV[:] = [str(a) for a in args]
     if "LOCAL_RANK" not in os.environ:  # a fresh command, not a DDP child Lightning launched
         os.environ.pop(RUN_NAME_ENV, None)
+    from svqcast.training.quiet import held_lightning_logs
+
     try:
-        return _run_cli(args)
+        with held_lightning_logs():  # start-up chatter only once a run starts: one-line errors
+            return _run_cli(args)
     except BaseException:
         _cleanup_created()  # only folders without checkpoints
         raise
@@ -362,12 +367,18 @@ def _check_against_checkpoint(cfg: Any, subcommand: str) -> None:
     if subcommand != "fit":
         return
     trainer = _plain(cfg.get("trainer")) or {}
-    reached = int(ckpt.get("epoch") or 0) + 1  # the epoch it was saved in, counted from 1
+    done, mid_epoch = epochs_completed(ckpt)
     max_epochs = trainer.get("max_epochs")
-    if max_epochs is not None and 0 <= int(max_epochs) < reached:
+    if max_epochs is not None and 0 <= int(max_epochs) < done:
         raise ConfigError(
-            f"--trainer.max_epochs {max_epochs} is below the {reached} epochs checkpoint "
-            f"{path} has reached; pass --trainer.max_epochs {reached + 1} or more to train on"
+            f"--trainer.max_epochs {max_epochs} is below the {done} epochs checkpoint "
+            f"{path} has completed; pass --trainer.max_epochs {done + 1} or more to train on"
+        )
+    if max_epochs is not None and mid_epoch and int(max_epochs) == done:
+        raise ConfigError(
+            f"--trainer.max_epochs {max_epochs} would leave checkpoint {path} in the middle "
+            f"of epoch {done + 1} ({done} completed); pass --trainer.max_epochs {done + 1} or "
+            "more to train on"
         )
     max_steps, step = trainer.get("max_steps"), int(ckpt.get("global_step") or 0)
     if max_steps is not None and 0 <= int(max_steps) < step:
@@ -375,6 +386,23 @@ def _check_against_checkpoint(cfg: Any, subcommand: str) -> None:
             f"--trainer.max_steps {max_steps} is below the {step} steps checkpoint {path} "
             f"has done; pass a larger --trainer.max_steps to train on"
         )
+
+
+def epochs_completed(ckpt: dict[str, Any]) -> tuple[int, bool]:
+    """(epochs a checkpoint has completed, whether it was saved in the middle of the next).
+
+    From the fit loop's state: ``processed`` counts the epochs whose training finished (a
+    checkpoint at an epoch's end, after its validation, has it one above ``epoch``, which
+    Lightning counts up only after the checkpoint); ``started`` above it means the next epoch
+    was under way. ``trainer.max_epochs`` must be at least ``processed + 1`` to train on
+    (Lightning stops when ``processed >= max_epochs``). Without loop state: ``epoch``.
+    """
+    try:
+        current = ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]
+        processed, started = int(current["processed"]), int(current["started"])
+    except (KeyError, TypeError, ValueError):
+        return int(ckpt.get("epoch") or 0), False
+    return processed, started > processed
 
 
 def _named_model_options(cfg: Any) -> set[str]:

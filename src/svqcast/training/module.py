@@ -44,15 +44,48 @@ class NonFiniteLossError(SvqcastError, FloatingPointError):
 # --------------------------------------------------------------------------- schedules
 
 
+WARMUP_SCHEDULES = ("timm", "stretched")
+
+
 def cosine_factor(
-    t: float, total: float, warmup: float, lr: float, warmup_lr: float, min_lr: float
+    t: float,
+    total: float,
+    warmup: float,
+    lr: float,
+    warmup_lr: float,
+    min_lr: float,
+    stretch: bool = True,
 ) -> float:
-    """lr(t) / lr: linear warm-up from ``warmup_lr`` over ``warmup``, then cosine to ``min_lr``."""
+    """lr(t) / lr: linear warm-up from ``warmup_lr`` over ``warmup``, then cosine to ``min_lr``.
+
+    ``stretch=False`` is timm's ``CosineLRScheduler`` (the official code's): the cosine runs
+    over ``[0, total]`` from ``t = 0``, the warm-up only replacing its start, so the first
+    step after the warm-up is already below ``lr``. ``stretch=True`` fits the whole cosine
+    into ``[warmup, total]`` (``lr`` right after the warm-up). Without warm-up both agree.
+    """
     if warmup > 0 and t < warmup:
         return (warmup_lr + (lr - warmup_lr) * t / warmup) / lr
-    span = max(total - warmup, 1.0)
-    progress = min(max((t - warmup) / span, 0.0), 1.0)
+    start = warmup if stretch else 0.0
+    span = max(total - start, 1.0)
+    progress = min(max((t - start) / span, 0.0), 1.0)
     return (min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * progress))) / lr
+
+
+def differential_divergence(
+    pred: torch.Tensor, target: torch.Tensor, tau: float = 0.1, eps: float = 1e-12
+) -> torch.Tensor:
+    """TAU's differential divergence regularisation of (B, T, ...) forecasts: the frame-to-frame
+    changes of each sample, flattened, turned into distributions by a softmax at temperature
+    ``tau``; the KL-type divergence of the forecast's from the target's, averaged over all
+    entries. Zero for two frames or fewer (OpenSTL's TAU method; weight ``alpha`` 0.1 there)."""
+    b, t = pred.shape[:2]
+    if t <= 2:
+        return pred.new_zeros(())
+    dp = (pred[:, 1:] - pred[:, :-1]).reshape(b, t - 1, -1)
+    dt = (target[:, 1:] - target[:, :-1]).reshape(b, t - 1, -1)
+    p = F.softmax(dp / tau, dim=-1)
+    q = F.softmax(dt / tau, dim=-1)
+    return (p * torch.log(p / (q + eps) + eps)).mean()
 
 
 # --------------------------------------------------------------------------- the module
@@ -61,11 +94,27 @@ def cosine_factor(
 def check_same_data(trained: DataSpec, data: DataSpec) -> None:
     """CheckpointError naming the first way ``data`` differs from the data the model was
     trained on (``DataSpec.first_difference``); the same grid in another lat/lon order is
-    named as such (fit and test need the checkpoint's order; predict maps layouts)."""
+    named as such (fit and test need the checkpoint's order; predict maps layouts). Other
+    units pass when a safe conversion exists (K/degC) and the statistics converted to the
+    checkpoint's units equal its own: the normalised data is then the same."""
     diff = trained.first_difference(data)
     if diff is None:
         return
     hint = "use the dataset options and files of the checkpoint's run (its config.yaml)"
+    if diff.startswith("units"):
+        from svqcast.data.datamodule import in_units_of
+
+        converted = in_units_of(data, trained)
+        if converted is None:
+            hint = f"there is no safe conversion between these units; {hint}"
+        else:
+            after = trained.first_difference(converted)
+            if after is None:
+                return  # the same data in convertible units
+            pairs = sorted(
+                {(a.units, b.units) for a, b in zip(data.channels, trained.channels) if a != b}
+            )
+            diff = f"{after} after converting " + ", ".join(f"{a} to {b}" for a, b in pairs)
     grids = (trained.lat, trained.lon, data.lat, data.lon)
     if diff.startswith(("lat", "lon")) and all(g is not None for g in grids):  # not aligned
         from svqcast.data.identity import grid_permutation
@@ -99,10 +148,16 @@ class ForecastModule(L.LightningModule):
     DataSpec, which is stored in the hyper-parameters so that a checkpoint alone rebuilds
     the model (``ForecastModule.load_from_checkpoint(path)``).
 
+    ``ddr_weight`` > 0 adds that times TAU's :func:`differential_divergence` to the training
+    loss (not to the validation loss).
+
     Optimisation: ``optimizer`` adam | adamw, ``lr``, ``weight_decay`` (0 as in the paper).
     ``scheduler`` cosine (linear warm-up from ``warmup_lr`` over ``warmup_epochs``, then
     cosine to ``min_lr``; stepped per epoch as in the paper, or per step with
-    ``scheduler_interval="step"``) | onecycle (per step, max lr = ``lr``) | none.
+    ``scheduler_interval="step"``; ``warmup_schedule`` stretched: the cosine fitted into the
+    epochs after the warm-up | timm: the official code's timm schedule, whose cosine counts
+    from step 0, as the presets use; see :func:`cosine_factor`) | onecycle (per step, max
+    lr = ``lr``) | none.
     ``ema_decay`` (e.g. 0.999) keeps an exponential moving average of the weights, updated
     after every optimiser step and used for validation, test and predict.
     """
@@ -124,12 +179,14 @@ class ForecastModule(L.LightningModule):
         model_options: dict[str, Any] | None = None,
         loss: str = "mae",
         aux_weight: float = 1.0,
+        ddr_weight: float = 0.0,
         optimizer: str = "adam",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         scheduler: str = "cosine",
         scheduler_interval: str = "epoch",
         warmup_epochs: float = 0.0,
+        warmup_schedule: str = "stretched",
         warmup_lr: float = 1e-5,
         min_lr: float = 1e-6,
         ema_decay: float | None = None,
@@ -143,13 +200,15 @@ class ForecastModule(L.LightningModule):
             (optimizer, OPTIMIZERS, "optimizer"),
             (scheduler, SCHEDULERS, "scheduler"),
             (scheduler_interval, INTERVALS, "scheduler_interval"),
+            (warmup_schedule, WARMUP_SCHEDULES, "warmup_schedule"),
         ):
             if value not in choices:
                 raise choices_error(kind, value, choices)
-        if lr <= 0 or weight_decay < 0 or aux_weight < 0:
+        if lr <= 0 or weight_decay < 0 or aux_weight < 0 or ddr_weight < 0:
             raise ConfigError(
-                f"model: lr must be > 0, weight_decay and aux_weight >= 0 "
-                f"(got lr={lr}, weight_decay={weight_decay}, aux_weight={aux_weight})"
+                f"model: lr must be > 0, weight_decay, aux_weight and ddr_weight >= 0 "
+                f"(got lr={lr}, weight_decay={weight_decay}, aux_weight={aux_weight}, "
+                f"ddr_weight={ddr_weight})"
             )
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ConfigError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay}")
@@ -225,13 +284,11 @@ class ForecastModule(L.LightningModule):
                 "or build the module from a checkpoint"
             )
         if spec is not None and self.spec is not None and callable(getattr(dm, "align_to", None)):
-            # the checkpoint's grid in another lat/lon order: reorder the data to it
-            if self.spec.first_difference(spec) is not None and dm.align_to(self.spec):
-                print(
-                    "svqcast: the data's grid is the checkpoint's in another lat/lon order: "
-                    "reordered to the checkpoint's",
-                    file=sys.stderr,
-                )
+            # the checkpoint's grid in another lat/lon order, or its data in other units:
+            # map the data to the checkpoint's layout and units
+            done = self.spec.first_difference(spec) is not None and dm.align_to(self.spec)
+            if done:
+                print(f"svqcast: {done}", file=sys.stderr)
                 spec = dm.spec
         if spec is not None:
             self.build(spec)
@@ -251,10 +308,15 @@ class ForecastModule(L.LightningModule):
     def _loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         pred, target = pred.float(), target.float()
         if self.hparams.loss == "mae":
-            return F.l1_loss(pred, target)
-        if self.hparams.loss == "mse":
-            return F.mse_loss(pred, target)
-        return F.huber_loss(pred, target, delta=1.0)
+            loss = F.l1_loss(pred, target)
+        elif self.hparams.loss == "mse":
+            loss = F.mse_loss(pred, target)
+        else:
+            loss = F.huber_loss(pred, target, delta=1.0)
+        ddr = self.hparams.ddr_weight
+        if ddr and self.training:  # a training term only, as in TAU (validation: the loss)
+            loss = loss + ddr * differential_divergence(pred, target)
+        return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch[0], batch[1]
@@ -434,8 +496,10 @@ class ForecastModule(L.LightningModule):
             # warm-up counts epochs of the train loader, also when max_steps ends the fit
             warmup = float(h.warmup_epochs) * per_epoch
 
+        stretch = h.warmup_schedule == "stretched"
+
         def factor(t: int) -> float:
-            return cosine_factor(t, total, warmup, h.lr, h.warmup_lr, h.min_lr)
+            return cosine_factor(t, total, warmup, h.lr, h.warmup_lr, h.min_lr, stretch=stretch)
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {

@@ -10,7 +10,8 @@ CSV metric files that keep their whole history.
   ``metrics_<stage>.csv`` (test, validate) WITHOUT clearing an existing file: rows are
   appended as they are logged (the header is rewritten atomically when new keys appear),
   and a resumed fit drops only the rows logged after its checkpoint
-  (:class:`ResumeMetricsHistory`), which the resumed run logs again.
+  (:class:`ResumeMetricsHistory`), which the resumed run logs again (a fit that loads no
+  checkpoint logs everything again: it drops every row).
 """
 
 from __future__ import annotations
@@ -182,11 +183,18 @@ class _AppendingWriter:
 
     def drop_after(self, step: int) -> int:
         """Remove the rows logged after optimiser step ``step`` (a resumed run logs them
-        again); returns how many were removed."""
+        again); returns how many were removed. The removed rows are not lost: they are
+        appended to ``<name>_dropped.csv`` beside the file (first, then the file rewritten)."""
         self.save()
         path = Path(self.metrics_file_path)
         header, rows = read_rows(path)
         keep = [r for r in rows if not (r.get("step") or "").isdigit() or int(r["step"]) <= step]
+        if len(keep) != len(rows):
+            dropped = [r for r in rows if r not in keep]
+            side = path.with_name(f"{path.stem}_dropped{path.suffix}")
+            old_header, old_rows = read_rows(side)
+            union = old_header + [k for k in header if k not in old_header]
+            _write_rows(side, union, old_rows + dropped)
         if len(keep) != len(rows) or (path.is_file() and not path.read_text().endswith("\n")):
             _write_rows(path, header, keep)
         self.metrics_keys = header
@@ -224,7 +232,9 @@ class RunCSVLogger(CSVLogger):
 class ResumeMetricsHistory(Callback):
     """Every metric row once across kills and resumes.
 
-    A resumed fit drops the rows logged after its checkpoint (the run logs them again). The
+    A resumed fit drops the rows logged after its checkpoint (the run logs them again); a
+    fit that loads no checkpoint (a first run, or a run killed before its first checkpoint
+    restarted with ``--ckpt_path last``) drops every row with a step. The
     training row of the checkpoint's own batch is logged by Lightning just AFTER the
     checkpoint is written, so the checkpoint carries it (``svqcast_pending_row``) and a
     resume adds it when the killed run never wrote it.
@@ -251,9 +261,11 @@ class ResumeMetricsHistory(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         pending, self._pending = self._pending, None
-        if not trainer.ckpt_path or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
             return
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        # a fresh start (no checkpoint loaded, e.g. `--ckpt_path last` after a kill before
+        # the first checkpoint) logs every row again: drop all the killed run's rows
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped if trainer.ckpt_path else -1
         for logger in trainer.loggers:
             if not isinstance(logger, RunCSVLogger):
                 continue
