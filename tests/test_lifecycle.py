@@ -17,6 +17,8 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+import yaml
+from test_cli import TINY_YAML as CLI_TINY_YAML
 from test_resume import make_module, weights
 from test_training import TinyData, tiny_spec, trainer
 
@@ -205,30 +207,17 @@ def test_killed_before_the_first_checkpoint_restarts_without_repeating_rows(
 
 # ----------------------------------------------------------------------------- the CLI
 
-TINY_YAML = """
-model:
-  hid_S: 8
-  hid_T: 16
-  N_S: 2
-  N_T: 2
-  translator: convmixer
-  quantizer: svq
-  quantizer_options: {codebook_size: 64}
-  lr: 0.005
-  scheduler: none
-  plots: false
-data:
-  dataset: synthetic_weather
-  batch_size: 16
-  options: {first_year: 2010, last_year: 2012, hours_per_year: 48, in_len: 4, out_len: 4,
-            stride: 4}
-trainer:
-  max_epochs: 2
-  log_every_n_steps: 1
-  enable_progress_bar: false
-  enable_model_summary: false
-  limit_test_batches: 1
-"""
+# the CLI tests' tiny run, without plots, 2 whole epochs logged at every step
+_TINY = yaml.safe_load(CLI_TINY_YAML)
+_TINY["model"]["plots"] = False
+_TINY["trainer"] = {
+    "max_epochs": 2,
+    "log_every_n_steps": 1,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "limit_test_batches": 1,
+}
+TINY_YAML = yaml.safe_dump(_TINY)
 
 
 def one_line_error(capsys) -> str:
