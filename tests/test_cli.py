@@ -24,6 +24,7 @@ PAPER_TABLE = {
     "weather_uv10": ("swin", 32, 256, 2, 8, 1e-3, 16, 10000, "kaiming", "mae", "cosine", 50),
     "weather_tcc": ("gsta", 32, 256, 2, 8, 1e-2, 16, 10000, "kaiming", "mse", "cosine", 50),
     "weather_mv": ("moganet", 32, 256, 2, 8, 5e-3, 16, 10000, "kaiming", "mae", "cosine", 200),
+    "weather_hmv": ("gsta", 32, 256, 2, 8, 2.5e-3, 8, 10000, "normal", "mae", "cosine", 50),
     "taxibj": ("gsta", 32, 256, 2, 8, 5e-4, 16, 10000, "kaiming", "mae", "cosine", 50),
     "kth": ("incepu", 64, 256, 2, 6, 5e-4, 4, 6000, "kaiming", "mae", "onecycle", 100),
     "kitticaltech": ("gsta", 64, 256, 2, 6, 1.25e-3, 4, 6000, "kaiming", "mae", "onecycle", 100),
@@ -48,6 +49,9 @@ def test_every_experiment_has_a_preset():
 
     assert {f"t2m_svq_{t}" for t in TRANSLATORS} <= names
     assert len([n for n in names if n.startswith("t2m_k")]) >= 4
+    assert {f"t2m_simvp_noise_{p}" for p in (0.1, 0.2, 0.3, 0.4, 0.5)} <= names
+    assert {"taxibj_svq_convnext", "taxibj_svq_frozen_convnext", "t2m_vq_post"} <= names
+    assert len([n for n in names if n.startswith("t2m_grvq_k")]) >= 4
 
 
 @pytest.mark.parametrize("base", sorted(PAPER_TABLE))
@@ -87,6 +91,15 @@ def test_paper_numbers_attached():
     assert reproduce.PRESETS["t2m_svq"].paper["mse"] == 1.018
     assert reproduce.PRESETS["t2m_svq_frozen"].paper["mse"] == 1.023
     assert reproduce.PRESETS["t2m_vq"].paper["mse"] == 1.854
+    assert reproduce.PRESETS["t2m_rvq"].paper["mse"] == 1.213
+    assert reproduce.PRESETS["t2m_grvq"].paper["mse"] == 1.174
+    assert reproduce.PRESETS["t2m_simvp"].paper == {"mse": 1.105, "mae": 0.6567, "rmse": 1.051}
+    # the same run under another name: --list names the preset that carries the number
+    twins = reproduce.same_configuration()
+    assert twins["t2m_svq_gsta"] == "t2m_svq" and twins["t2m_simvp_gsta"] == "t2m_simvp"
+    listing = reproduce.list_presets()
+    assert "(same configuration as t2m_svq: paper 1.018)" in listing
+    assert all(name in listing for name in reproduce.PRESETS)
 
 
 @pytest.fixture(scope="module")

@@ -212,8 +212,60 @@ def test_openstl_mv_indexing_differs(mv_root):
 
 
 def test_openstl_mv_indexing_only_for_mv(t2m_root):
-    with pytest.raises(ConfigError, match="weather_mv only"):
+    with pytest.raises(ConfigError, match="weather_mv and weather_hmv only"):
         weather.load("weather_t2m", t2m_root, openstl_mv_indexing=True, **YEARS)
+
+
+# weather_hmv: the paper code's "hmv" (8 pressure-level variables x 13 levels + 6 single-level)
+HMV_PRESSURE = [
+    ("geopotential", "z"), ("potential_vorticity", "pv"), ("relative_humidity", "r"),
+    ("specific_humidity", "q"), ("temperature", "t"), ("u_component_of_wind", "u"),
+    ("v_component_of_wind", "v"), ("vorticity", "vo"),
+]  # fmt: skip
+HMV_SINGLE = [
+    ("10m_u_component_of_wind", "u10"), ("10m_v_component_of_wind", "v10"),
+    ("2m_temperature", "t2m"), ("toa_incident_solar_radiation", "tisr"),
+    ("total_cloud_cover", "tcc"), ("total_precipitation", "tp"),
+]  # fmt: skip
+
+
+def test_hmv_constants_are_the_papers():
+    ws = weather.DATASETS["weather_hmv"]
+    assert [(f.directory, f.var) for f in ws.fields] == HMV_PRESSURE + HMV_SINGLE
+    assert ws.levels == (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
+    n_channels = sum(len(ws.levels) if f.has_level else 1 for f in ws.fields)
+    assert n_channels == 8 * 13 + 6 == 110
+    assert (ws.in_len, ws.out_len, ws.step_hours) == (4, 4, 6)
+    assert (ws.train_years, ws.val_years, ws.test_years) == (
+        (1980, 2015),
+        (2016, 2016),
+        (2017, 2018),
+    )
+
+
+def test_hmv_channels_order_and_six_hour_steps(tmp_path):
+    # 24 h a year (4 six-hourly frames), 2 of the 13 levels: the files stay small
+    for i, (d, v) in enumerate(HMV_PRESSURE):
+        write_var(tmp_path, d, v, range(2000, 2003), 24, [500, 1000], offset=1e4 * i)
+    for i, (d, v) in enumerate(HMV_SINGLE):
+        write_var(tmp_path, d, v, range(2000, 2003), 24, offset=1e4 * (8 + i))
+    opts = dict(train_years=2000, val_years=2001, test_years=2002, in_len=2, out_len=2)
+    s = weather.load("weather_hmv", tmp_path, levels=(500, 1000), **opts)
+    pressure = [f"{v}{lv}" for _, v in HMV_PRESSURE for lv in (500, 1000)]
+    assert s.spec.channel_names == pressure + [v for _, v in HMV_SINGLE]
+    assert s.spec.in_shape == (2, 22, 32, 64) and s.spec.time_step_hours == 6.0
+    assert len(s.train) == 1  # 4 six-hourly frames, one window of 2 -> 2
+    x, y = s.train[0]
+    frames = np.concatenate([_physical(s, x), _physical(s, y)])
+    np.testing.assert_allclose(np.diff(frames[:, 0, 0, 0]), 6.0, atol=1e-2)
+    offsets = [1e4 * i + lv for i in range(8) for lv in (500, 1000)] + [
+        1e4 * i for i in range(8, 14)
+    ]
+    np.testing.assert_allclose(
+        frames[0, :, 0, 0] - frames[0, 0, 0, 0], np.subtract(offsets, 500), atol=0.5
+    )
+    with pytest.raises(DataError, match="weather_hmv"):  # accepted, but needs 13 frames
+        weather.load("weather_hmv", tmp_path, levels=(500, 1000), openstl_mv_indexing=True, **opts)
 
 
 # ----------------------------------------------------------------------------- errors

@@ -66,10 +66,16 @@ OFFICIAL: dict[str, tuple] = {
     "weather_mv_svq": _row("S weather/mv_4_s6_5_625/SimVPVQ_MogaNet_learnable.py", "moganet", 5e-3, 16, 0.1, 5, 200, 10, "mae", 10000, "kaiming", False),  # noqa: E501
     "weather_mv_svq_frozen": _row("S weather/mv_4_s6_5_625/SimVPVQ_MogaNet_frozen.py (fixed: frozen, before the translator)", "moganet", 5e-3, 16, 0.1, 5, 200, 10, "mae", 10000, "kaiming", True),  # noqa: E501
     "weather_mv_simvp": _row(O + "mv_4_s6_5_625/SimVP_MogaNet.py (lr not set: the default 1e-3)", "moganet", 1e-3, 16, 0.1, 5, 200, 10, "mse"),  # noqa: E501
+    # WeatherBench-HMV (110 channels; the paper ran it on 2 GPUs: batch 8 per GPU)
+    "weather_hmv_svq": _row("S weather/hmv_4_s6_5_625/SimVPVQ_gSTA_learnable.py (lr 5e-3 / 2)", "gsta", 2.5e-3, 8, 0.1, 5, 50, 10, "mae", 10000, "normal", False),  # noqa: E501
+    "weather_hmv_svq_frozen": _row("S weather/hmv_4_s6_5_625/SimVPVQ_gSTA_frozen.py (lr 5e-3 / 2)", "gsta", 2.5e-3, 8, 0.1, 5, 50, 10, "mae", 10000, "normal", True),  # noqa: E501
+    "weather_hmv_simvp": _row("S weather/hmv_4_s6_5_625/SimVP_gSTA.py (lr 5e-3 / 2; no loss set: SimVP's MSE)", "gsta", 2.5e-3, 8, 0.1, 5, 50, 10, "mse"),  # noqa: E501
     # TaxiBJ
     "taxibj_svq": _row("S taxibj/simvp/SimVPVQ_gSTA_learnable.py", "gsta", 5e-4, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", False),  # noqa: E501
     "taxibj_svq_frozen": _row("S taxibj/simvp/SimVPVQ_gSTA_frozen.py", "gsta", 5e-4, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", True),  # noqa: E501
     "taxibj_simvp": _row("no official TaxiBJ SimVP-gSTA config (S taxibj/simvp/SimVP_Swin.py is Swin): taxibj_svq's recipe, MSE", "gsta", 5e-4, 16, 0.1, 5, 50, 10, "mse"),  # noqa: E501
+    "taxibj_svq_convnext": _row("S taxibj/simvp/SimVPVQ_ConvNeXt_learnable.py", "convnext", 1e-3, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", False),  # noqa: E501
+    "taxibj_svq_frozen_convnext": _row("S taxibj/simvp/SimVPVQ_ConvNeXt_frozen.py", "convnext", 1e-3, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", True),  # noqa: E501
     # video (OneCycle: no warm-up; KittiCaltech's configs set 5, which OneCycle ignores)
     "kth_svq": _row("S kth/simvp/SimVPVQ_IncepU_learnable.py", "incepu", 5e-4, 4, 0.1, None, 100, 50, "mae", 6000, "kaiming", False),  # noqa: E501
     "kth_svq_frozen": _row("S kth/simvp/SimVPVQ_IncepU_frozen.py", "incepu", 5e-4, 4, 0.1, None, 100, 50, "mae", 6000, "kaiming", True),  # noqa: E501
@@ -95,6 +101,14 @@ OFFICIAL: dict[str, tuple] = {
     "t2m_noise_0.3": _t2m(S + "ablation_noise/SVQ-0.3.py", warm=0, pat=5),
     "t2m_noise_0.4": _t2m(S + "ablation_noise/SVQ-0.4.py", warm=0, pat=5),
     "t2m_noise_0.5": _t2m(S + "ablation_noise/SVQ-0.5.py", warm=0, pat=5),
+    # SimVP under the same input noise (no quantizer; no loss set: SimVP's MSE)
+    **{f"t2m_simvp_noise_{p}": _row(S + f"ablation_noise/raw-{p}.py", "gsta", 5e-3, 16, 0.1, 0, 50, 5, "mse") for p in (0.1, 0.2, 0.3, 0.4, 0.5)},  # noqa: E501
+    # the paper's figures without an official config: the GRVQ codebook-size sweep is
+    # ablation_vq/GroupedResidualVQ.py with K changed (the K of the SVQ sweep); hard VQ after
+    # the translator is ablation_vq/VQ.py with post_vq = True of
+    # ablation_appendix/SimVPVQ_gSTA_learnable_postvq.py
+    **{f"t2m_grvq_k{k}": _t2m(f"no official config: {S}ablation_vq/GroupedResidualVQ.py with K {k}", **_LIB) for k in (1000, 2000, 5000, 10000, 20000)},  # noqa: E501
+    "t2m_vq_post": _t2m(f"no official config: {S}ablation_vq/VQ.py + post_vq of ablation_appendix/SimVPVQ_gSTA_learnable_postvq.py", **_LIB),  # noqa: E501
     # the ReLUs
     "t2m_relu_hid0_out0": _t2m(S + "ablation_relu/SimVPVQ_gSTA_relu_False_False.py"),
     "t2m_relu_hid0_out1": _t2m(S + "ablation_relu/SimVPVQ_gSTA_relu_False_True.py"),
@@ -144,6 +158,17 @@ for _tr, (_file, _lr, _dp) in _SIMVP_TR.items():
 # what else each official config sets (dotted keys of the resolved preset)
 EXTRA: dict[str, dict] = {
     **{f"t2m_noise_{p}": {"model.noise": p} for p in (0.1, 0.2, 0.3, 0.4, 0.5)},
+    **{f"t2m_simvp_noise_{p}": {"model.noise": p} for p in (0.1, 0.2, 0.3, 0.4, 0.5)},
+    **{f"t2m_grvq_k{k}": {"model.quantizer": "grvq", "model.quantizer_options.codebook_size": k,
+                          "model.quantizer_options.num_quantizers": 8,
+                          "model.quantizer_options.groups": 2,
+                          "model.quantizer_options.shared_codebook": True}
+       for k in (1000, 2000, 5000, 10000, 20000)},
+    "t2m_vq_post": {"model.quantizer": "vq", "model.quantizer_position": "post",
+                    "model.quantizer_options.codebook_size": 1024,
+                    "model.quantizer_options.decay": 0.8,
+                    "model.quantizer_options.commitment_weight": 1.0},
+    **{f"weather_hmv_{v}": {"data.dataset": "weather_hmv"} for v in ("svq", "svq_frozen", "simvp")},  # noqa: E501
     **{f"t2m_relu_hid{h}_out{o}": {"model.quantizer_options.hid_relu": bool(h),
                                    "model.quantizer_options.out_relu": bool(o)}
        for h in (0, 1) for o in (0, 1)},

@@ -7,11 +7,15 @@ experiment of the paper is the base plus a few overrides,
 composed here (one fact in one place):
 
 - ``<dataset>_svq`` (learnable codebook), ``<dataset>_svq_frozen``, ``<dataset>_simvp``
-  (no quantizer, MSE loss as the SimVP baselines);
+  (no quantizer, MSE loss as the SimVP baselines), WeatherBench-HMV (``weather_hmv_*``)
+  included; TaxiBJ on ConvNeXt ``taxibj_svq_convnext``, ``taxibj_svq_frozen_convnext``;
 - the VQ-baseline comparison on t2m (MSE loss, library presets of
   :data:`svqcast.quantizers.library.PRESETS`): ``t2m_vq``, ``t2m_mhvq``, ``t2m_rvq``,
-  ``t2m_rvq_stochastic``, ``t2m_grvq``, ``t2m_lfq``, ``t2m_rlfq``, ``t2m_rfsq``;
-- t2m ablations: input noise ``t2m_noise_0.1`` ... ``0.5``; the four ReLU placements
+  ``t2m_rvq_stochastic``, ``t2m_grvq``, ``t2m_lfq``, ``t2m_rlfq``, ``t2m_rfsq``; the
+  grouped residual VQ codebook-size sweep ``t2m_grvq_k<K>`` and hard VQ after the
+  translator ``t2m_vq_post`` (figures of the paper without an official config);
+- t2m ablations: input noise ``t2m_noise_0.1`` ... ``0.5`` and SimVP under the same noise
+  ``t2m_simvp_noise_0.1`` ... ``0.5``; the four ReLU placements
   ``t2m_relu_hid{0,1}_out{0,1}``; ``t2m_freeze_mlp``, ``t2m_freeze_both``; ``t2m_post``
   (quantizer after the translator); SVQ on every translator ``t2m_svq_<translator>``;
   codebook sizes ``t2m_k<K>``; codebook inits ``t2m_init_<init>``.
@@ -46,8 +50,8 @@ CODEBOOK_SIZES = (1000, 2000, 5000, 10000, 20000)
 NOISE_LEVELS = (0.1, 0.2, 0.3, 0.4, 0.5)
 INITS = ("normal", "kaiming", "xavier", "sparse", "trunc", "orthogonal")
 BASES = (
-    "weather_t2m", "weather_r", "weather_uv10", "weather_tcc", "weather_mv", "taxibj",
-    "kth", "kitticaltech", "human",
+    "weather_t2m", "weather_r", "weather_uv10", "weather_tcc", "weather_mv", "weather_hmv",
+    "taxibj", "kth", "kitticaltech", "human",
 )  # fmt: skip
 SHORT = {"weather_t2m": "t2m", "weather_r": "r", "weather_uv10": "uv10", "weather_tcc": "tcc"}
 
@@ -59,6 +63,7 @@ PAPER_SHAPES: dict[str, tuple[tuple[int, int, int, int], int]] = {
     "weather_uv10": ((12, 2, 32, 64), 12),
     "weather_tcc": ((12, 1, 32, 64), 12),
     "weather_mv": ((4, 12, 32, 64), 4),
+    "weather_hmv": ((4, 110, 32, 64), 4),
     "taxibj": ((4, 2, 32, 32), 4),
     "kth": ((10, 1, 128, 128), 20),
     "kitticaltech": ((10, 3, 128, 160), 1),
@@ -81,6 +86,7 @@ SIMVP_TRANSLATOR_LR = {
 TRANSLATOR_DROP_PATH = {"moganet": 0.2}  # else the base's 0.1
 TAU_DDR_WEIGHT = 0.1  # OpenSTL's TAU: MSE + 0.1 x differential divergence regularisation
 NOISE_WARMUP = {0.1: 5}  # the official noise configs: warm-up only at 0.1, patience 5
+TAXIBJ_CONVNEXT_LR = 1e-3  # TaxiBJ with SimVP-ConvNeXt + SVQ (else taxibj.yaml's recipe)
 
 
 def _simvp_overrides() -> dict[str, dict[str, Any]]:
@@ -271,9 +277,76 @@ def _presets() -> dict[str, Preset]:
                 f"t2m SVQ, codebook init {init}",
             )
         )
+    _add_extra_presets(add)
     for name, numbers in PAPER_T2M.items():
         out[name].paper = dict(numbers)
     return out
+
+
+def _add_extra_presets(add) -> None:
+    """The experiments added after the first set: the SimVP + input-noise baselines, TaxiBJ
+    on ConvNeXt, the grouped residual VQ codebook-size sweep and hard VQ after the
+    translator (the last two: figures of the paper with no official config)."""
+    from svqcast.quantizers.library import PRESETS as LIB
+
+    for p in NOISE_LEVELS:  # the official raw-<p> configs: SimVP, no warm-up, patience 5
+        add(
+            Preset(
+                f"t2m_simvp_noise_{p}",
+                "weather_t2m",
+                {
+                    "model.quantizer": "none",
+                    "model.quantizer_options": None,
+                    "model.loss": "mse",
+                    "model.noise": p,
+                    "model.warmup_epochs": 0,
+                    "trainer.callbacks": early_stopping(5),
+                },
+                f"t2m SimVP baseline (no quantizer), input noise {p}",
+            )
+        )
+    for frozen in (False, True):
+        add(
+            Preset(
+                f"taxibj_svq{'_frozen' if frozen else ''}_convnext",
+                "taxibj",
+                {
+                    "model.translator": "convnext",
+                    "model.lr": TAXIBJ_CONVNEXT_LR,
+                    "model.quantizer_options.freeze_codebook": frozen,
+                },
+                f"taxibj: SimVP-ConvNeXt + SVQ, {'frozen random' if frozen else 'learnable'} "
+                "codebook",
+            )
+        )
+    grvq = LIB["grvq"]
+    for k in CODEBOOK_SIZES:
+        add(
+            Preset(
+                f"t2m_grvq_k{k}",
+                "weather_t2m",
+                {
+                    "model.quantizer": grvq["quantizer"],
+                    "model.quantizer_options": {**grvq["options"], "codebook_size": k},
+                    "model.loss": "mse",
+                },
+                f"t2m VQ baseline: {grvq['paper_row']}, codebook size {k} (MSE loss)",
+            )
+        )
+    vq = LIB["vq"]
+    add(
+        Preset(
+            "t2m_vq_post",
+            "weather_t2m",
+            {
+                "model.quantizer": vq["quantizer"],
+                "model.quantizer_options": dict(vq["options"]),
+                "model.quantizer_position": "post",
+                "model.loss": "mse",
+            },
+            f"t2m VQ baseline: {vq['paper_row']} after the translator (MSE loss)",
+        )
+    )
 
 
 PRESETS: dict[str, Preset] = _presets()
@@ -341,11 +414,37 @@ def build_model(name: str, device: str = "meta"):
         return SimVP(in_shape, out_len, **kwargs, **extra)
 
 
+def same_configuration() -> dict[str, str]:
+    """Presets whose resolved configuration equals that of a preset with a paper number
+    (``t2m_svq_gsta`` is ``t2m_svq``): name -> that preset. Their own ``paper`` stays empty
+    (the paper prints the number once); ``--list`` names the twin."""
+    import json
+
+    published = {json.dumps(preset_config(p.name), sort_keys=True): p.name
+                 for p in PRESETS.values() if p.paper}  # fmt: skip
+    out = {}
+    for p in PRESETS.values():
+        twin = published.get(json.dumps(preset_config(p.name), sort_keys=True))
+        if not p.paper and twin:
+            out[p.name] = twin
+    return out
+
+
 def list_presets() -> str:
+    """Every preset, the paper's MSE where the paper gives one, and its description."""
+    twins = same_configuration()
     lines = ["preset                         paper   description"]
     for p in PRESETS.values():
         paper = f"{p.paper['mse']:.3f}" if "mse" in p.paper else "-"
-        lines.append(f"{p.name:<30} {paper:>6}   {p.description}")
+        text = p.description
+        if p.name in twins:
+            twin = PRESETS[twins[p.name]]
+            text += f" (same configuration as {twin.name}: paper {twin.paper['mse']:.3f})"
+        lines.append(f"{p.name:<30} {paper:>6}   {text}")
+    lines.append(
+        "paper: the published test MSE (t2m in K^2, docs/reproduce.md); '-': the paper "
+        "prints no number for this preset that svqcast records"
+    )
     return "\n".join(lines)
 
 
@@ -365,8 +464,10 @@ def _quantizer_cell(m: dict[str, Any]) -> str:
     if q in (None, "none"):
         return "none"
     opts = dict(m.get("quantizer_options") or {})
+    where = ", post" if m.get("quantizer_position", "pre") != "pre" else ""
     if q != "svq":
-        return q
+        k = opts.get("codebook_size")
+        return (f"{q} K {k}" if k else q) + where
     parts = [f"svq K {opts.get('codebook_size')}", str(opts.get("init", "normal"))]
     if opts.get("freeze_codebook"):
         parts.append("frozen")
@@ -374,9 +475,7 @@ def _quantizer_cell(m: dict[str, Any]) -> str:
         parts.append("MLP frozen")
     if "hid_relu" in opts or "out_relu" in opts:
         parts.append(f"ReLU {int(bool(opts.get('hid_relu')))}/{int(bool(opts.get('out_relu')))}")
-    if m.get("quantizer_position", "pre") != "pre":
-        parts.append(str(m["quantizer_position"]))
-    return ", ".join(parts)
+    return ", ".join(parts) + where
 
 
 def _num(v: float) -> str:

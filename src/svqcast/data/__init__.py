@@ -27,6 +27,7 @@ _REGISTRY: dict[str, str] = {
     "weather_uv10": "weather",
     "weather_tcc": "weather",
     "weather_mv": "weather",
+    "weather_hmv": "weather",
     "taxibj": "taxibj",
     "mmnist": "mmnist",
     "kth": "kth",

@@ -1,4 +1,5 @@
-"""WeatherBench 5.625 deg (OpenSTL layout) through xarray: weather_t2m, _r, _uv10, _tcc, _mv.
+"""WeatherBench 5.625 deg (OpenSTL layout) through xarray: weather_t2m, _r, _uv10, _tcc, _mv,
+_hmv.
 
 Files: ``<root>/weather_5_625deg/<dir>/<dir>_<year>_5.625deg.nc``, one per year, hourly, on a
 32 x 64 lat/lon grid. Each split (train / val / test) is a range of years read into one
@@ -13,6 +14,10 @@ Conventions (documented in docs/data.md):
   UTC and windows are consecutive 6-hourly frames. ``openstl_mv_indexing=True`` instead
   reproduces OpenSTL's indices into the 6-hourly array (inputs [-17, -11, -5, 0], targets
   [1, 7, 13, 19] for 4 -> 4), whose spacing is 36 h (30 h last) and not 6 h.
+- ``weather_hmv`` (the paper's high-dimensional WeatherBench, "hmv" of its code): the eight
+  pressure-level variables z, pv, r, q, t, u, v, vo at all 13 levels (50 ... 1000 hPa) then
+  the six single-level ones u10, v10, t2m, tisr, tcc, tp: 8 x 13 + 6 = 110 channels,
+  6-hourly, 4 -> 4, train 1980-2015; its frames and ``openstl_mv_indexing`` as weather_mv.
 - Climatology phases: (month, hour of day), 288 phases, means of the TRAIN years.
 - Every year file goes through :func:`svqcast.data.reader.read_fields` and
   :func:`~svqcast.data.reader.check_values`: non-finite values, times not sorted / unique /
@@ -77,6 +82,34 @@ _PRESSURE = tuple(
     )
 )
 
+# weather_hmv: every pressure-level variable of WeatherBench at all its levels, then every
+# single-level one (the order of the paper's code, channels level-major within a variable)
+HMV_LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
+_PRESSURE_ALL = tuple(
+    Field(d, v, has_level=True)
+    for d, v in (
+        ("geopotential", "z"),
+        ("potential_vorticity", "pv"),
+        ("relative_humidity", "r"),
+        ("specific_humidity", "q"),
+        ("temperature", "t"),
+        ("u_component_of_wind", "u"),
+        ("v_component_of_wind", "v"),
+        ("vorticity", "vo"),
+    )
+)
+_SINGLE_ALL = tuple(
+    Field(d, v)
+    for d, v in (
+        ("10m_u_component_of_wind", "u10"),
+        ("10m_v_component_of_wind", "v10"),
+        ("2m_temperature", "t2m"),
+        ("toa_incident_solar_radiation", "tisr"),
+        ("total_cloud_cover", "tcc"),
+        ("total_precipitation", "tp"),
+    )
+)
+
 DATASETS: dict[str, WeatherSet] = {
     "weather_t2m": WeatherSet(
         "WeatherBench 5.625 deg 2 m temperature t2m (K), hourly, 12 -> 12",
@@ -104,7 +137,18 @@ DATASETS: dict[str, WeatherSet] = {
         step_hours=6,
         train_years=(1979, 2015),
     ),
+    "weather_hmv": WeatherSet(
+        "WeatherBench 5.625 deg z, pv, r, q, t, u, v, vo at 13 levels + u10, v10, t2m, tisr, "
+        "tcc, tp (110 channels), 6-hourly, 4 -> 4",
+        _PRESSURE_ALL + _SINGLE_ALL,
+        levels=HMV_LEVELS,
+        in_len=4,
+        out_len=4,
+        step_hours=6,
+        train_years=(1980, 2015),
+    ),
 }
+MULTI_VARIABLE = ("weather_mv", "weather_hmv")  # 6-hourly; openstl_mv_indexing applies
 
 OPTIONS = (
     "in_len",
@@ -387,8 +431,8 @@ def _parse(name: str, options: dict[str, Any]):
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     openstl_mv = bool(options.get("openstl_mv_indexing", False))
-    if openstl_mv and name != "weather_mv":
-        raise ConfigError("openstl_mv_indexing applies to weather_mv only")
+    if openstl_mv and name not in MULTI_VARIABLE:
+        raise ConfigError("openstl_mv_indexing applies to weather_mv and weather_hmv only")
     levels = options.get("levels")
     if levels is not None:
         if not any(f.has_level for f in ws.fields):
@@ -436,7 +480,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     Options: in_len, out_len (defaults 12 -> 12, mv 4 -> 4), stride (1 frame), train_years,
     val_years, test_years ((first, last)), levels (hPa; r: (1000,), mv: (150, 500, 850)),
     protocol ("standard": val = the val years; "openstl": val = the test split, as the
-    published tables), openstl_mv_indexing (mv only, default False).
+    published tables), openstl_mv_indexing (mv and hmv only, default False).
     """
     ws, in_len, out_len, stride, protocol, openstl_mv, levels, years = _parse(name, options)
 
