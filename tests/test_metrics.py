@@ -465,3 +465,95 @@ def test_two_process_gloo_sync_equals_one_process():
             assert got.keys() == ref.keys()
             for k, v in ref.items():
                 assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-14), (convention, k)
+
+
+# ------------------------------------------------- multi-variable: the official convention
+
+MV_UNITS = {"r": "%", "t": "K", "u": "m s-1", "v": "m s-1"}
+
+
+def mv_spec(units: dict[str, str] = MV_UNITS, levels=(150, 500, 850)) -> DataSpec:
+    """WeatherBench-M's layout: variables in order, each at its levels (variable-major)."""
+    chans = tuple(Channel(f"{v}_{lv}", u, v, lv) for v, u in units.items() for lv in levels)
+    c = len(chans)
+    return DataSpec(
+        name="test_mv", in_len=2, out_len=T, channels=chans, height=H, width=W,
+        convention="weather",
+        normalizer=Normalizer(np.linspace(-5, 280, c), np.linspace(0.5, 30, c)),
+        lat=LAT, lon=np.linspace(0, 360, W, endpoint=False),
+    )  # fmt: skip
+
+
+def official_mv(p: np.ndarray, y: np.ndarray, names: list[str]) -> dict[str, float]:
+    """The official code's multi-variable metrics, written out in NumPy: the channels split
+    into len(names) equal consecutive groups; each group's per-pixel MSE, MAE and RMSE, then
+    the mean over groups."""
+    width = p.shape[2] // len(names)
+    out: dict[str, float] = {}
+    for i, v in enumerate(names):
+        e = p[:, :, i * width : (i + 1) * width] - y[:, :, i * width : (i + 1) * width]
+        out[f"mse/{v}"], out[f"mae/{v}"] = np.mean(e**2), np.mean(np.abs(e))
+        out[f"rmse/{v}"] = np.sqrt(np.mean(e**2))
+    for m in ("mse", "mae", "rmse"):
+        out[m] = float(np.mean([out[f"{m}/{v}"] for v in names]))
+    return out
+
+
+def _mv_results(spec: DataSpec, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    c = len(spec.channels)
+    y = rng.standard_normal((5, T, c, H, W))
+    pred = y + rng.standard_normal((5, T, c, H, W)) * np.linspace(0.2, 2.0, c)[:, None, None]
+    m = M.ForecastMetrics(spec)
+    m.update(torch.from_numpy(pred[:2]), torch.from_numpy(y[:2]))
+    m.update(torch.from_numpy(pred[2:]), torch.from_numpy(y[2:]))
+    std, mean = spec.normalizer.std[:, None, None], spec.normalizer.mean[:, None, None]
+    phys_p, phys_y = pred * std + mean, y * std + mean
+    return {k: float(v) for k, v in m.compute().items()}, phys_p, phys_y, (pred - y), m
+
+
+def test_multi_variable_weather_reports_the_official_per_variable_means():
+    spec = mv_spec()
+    res, p, y, err_norm, m = _mv_results(spec)
+    assert M.variable_channels(spec.channels) == {
+        v: [3 * i, 3 * i + 1, 3 * i + 2] for i, v in enumerate(MV_UNITS)
+    }
+    want = official_mv(p, y, list(MV_UNITS))
+    for key, value in want.items():  # mse, mae, rmse and mse/r ... rmse/v, physical units
+        assert res[key] == pytest.approx(value, rel=1e-10), key
+    for k in range(T):  # per lead: the official formula on that lead alone
+        lead = official_mv(p[:, k : k + 1], y[:, k : k + 1], list(MV_UNITS))
+        assert res[f"rmse/lead_0{k + 1}"] == pytest.approx(lead["rmse"], rel=1e-10)
+        assert res[f"rmse/t/lead_0{k + 1}"] == pytest.approx(lead["rmse/t"], rel=1e-10)
+    # the pooled numbers stay: normalised (units differ), per channel physical
+    assert res["rmse_norm"] == pytest.approx(np.sqrt(np.mean(err_norm**2)), rel=1e-10)
+    assert res["rmse/t_500"] == pytest.approx(np.sqrt(np.mean((p - y)[:, :, 4] ** 2)), rel=1e-10)
+    assert "rmse_global" not in res  # a pooled physical RMSE would add K to m s-1
+    assert m.metric_names[:3] == ("mse", "mae", "rmse")
+    assert any("official convention" in note for note in m.notes)
+    mean, per_var = M.rmse_per_variable(p, y, M.variable_channels(spec.channels))
+    assert float(mean) == pytest.approx(want["rmse"], rel=1e-10)
+    assert float(per_var["u"]) == pytest.approx(want["rmse/u"], rel=1e-10)
+
+
+def test_multi_variable_same_units_keeps_the_pooled_rmse_as_rmse_global():
+    spec = mv_spec({"u": "m s-1", "v": "m s-1"}, levels=(500, 850))
+    res, p, y, _, m = _mv_results(spec)
+    want = official_mv(p, y, ["u", "v"])
+    assert res["rmse"] == pytest.approx(want["rmse"], rel=1e-10)
+    assert res["rmse_global"] == pytest.approx(np.sqrt(np.mean((p - y) ** 2)), rel=1e-10)
+    assert res["rmse"] <= res["rmse_global"]  # mean of roots <= root of the mean
+    assert res["mse"] == pytest.approx(np.mean((p - y) ** 2), rel=1e-10)  # equal groups
+    assert "rmse_global" in m.metric_names and "rmse_norm" not in res
+
+
+@pytest.mark.parametrize(
+    "channels",
+    [
+        (Channel("u10", "m s-1", "u10"), Channel("v10", "m s-1", "v10")),  # uv10: pooled
+        (Channel("a", "K"), Channel("b", "K")),  # no variables named
+        (Channel("t_500", "K", "t", 500), Channel("t_850", "K", "t", 850)),  # one variable
+    ],
+)
+def test_pooled_rmse_without_several_variables_with_levels(channels):
+    assert M.variable_channels(channels) is None

@@ -367,3 +367,12 @@ def test_simvp_svq_learns_motion_and_beats_persistence():
         mae = (model.eval()(x).prediction - y).abs().mean()
     persistence = (x[:, -1:] - y).abs().mean()  # repeat the last observed frame
     assert mae < 0.5 * persistence
+
+
+def test_forward_macs_count_fused_attention_as_its_two_matrix_products():
+    class Attention(nn.Module):
+        def forward(self, x):  # x (B, heads, N, d)
+            return torch.nn.functional.scaled_dot_product_attention(x, x, x)
+
+    heads, n, d = 8, 64, 32
+    assert forward_macs(Attention(), (heads, n, d)) == 2 * heads * n * n * d  # q k^T and a v

@@ -445,7 +445,9 @@ def test_weather_mv_files_in_four_units_end_to_end(tmp_path):
     rows = {"persistence": {k: float(v) for k, v in m.compute().items()}}
     write_test_report(tmp_path / "run", rows, {}, notes=m.notes, spec=spec)
     report = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
-    assert report["headline"]["units"] == "normalised" and "mse" not in rows["persistence"]
+    # the official convention of the paper's WeatherBench-M numbers: means over variables
+    assert report["headline"]["units"] == "mixed"
+    assert report["headline"]["mean_over_variables"] == ["mse", "mae", "rmse"]
     variables = report["variables"]
     assert {k: v["units"] for k, v in variables.items()} == {
         "r": "%", "t": "K", "u": "m s-1", "v": "m s-1"
@@ -456,8 +458,13 @@ def test_weather_mv_files_in_four_units_end_to_end(tmp_path):
     got = variables["u"]["channels"]["u500"]["rows"]["persistence"]
     assert close(got["mae"], np.abs(err[:, :, j]).mean())
     assert close(got["mse"], (err[:, :, j] ** 2).mean())
+    per_var = [np.sqrt((err[:, :, 3 * i : 3 * i + 3] ** 2).mean()) for i in range(4)]
+    assert [c.variable for c in spec.channels] == [v for v in "rtuv" for _ in range(3)]
+    assert close(rows["persistence"]["rmse"], np.mean(per_var))
+    assert close(rows["persistence"]["rmse/u"], per_var[2])
     md = (tmp_path / "run" / "test_metrics.md").read_text()
     assert "### r [%]" in md and "| persistence | u500 |" in md
+    assert "## rmse by lead time [mean over variables, each in its units]" in md
 
 
 def test_reproduce_summary_line_labels_normalised_numbers():

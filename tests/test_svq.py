@@ -441,3 +441,24 @@ def test_first_adam_step_moves_svq_output_in_proportion_to_k():
     assert mlp < 1.0
     assert 10 * mlp < svq[256] < svq[4096] / 4  # ~linear in K
     assert frozen < svq[4096] / 10
+
+
+def test_linear_svq_ignores_out_relu_as_the_official_code_does():
+    torch.manual_seed(0)
+    z = torch.randn(2, 8, 3, 5, dtype=torch.float64)
+    tokens = z.permute(0, 2, 3, 1).reshape(-1, 8)
+    official = SVQ(8, codebook_size=32, nonlinear=False, out_relu=True).double()
+    assert not official.out_relu and official.path == "folded"
+    layer, m = official.to_weights, official.codebook
+    expected = (tokens @ layer.weight.t() + layer.bias) @ m  # single Linear, no ReLU
+    got = official(z).quantized.permute(0, 2, 3, 1).reshape(-1, 8)
+    assert torch.allclose(got, expected)
+    # the former behaviour stays one switch away: ReLU on the single layer's weights
+    relu = SVQ(8, codebook_size=32, nonlinear=False, out_relu=True, linear_out_relu=True)
+    relu.load_state_dict(official.state_dict())
+    relu = relu.double()
+    assert relu.out_relu and relu.path == "chunked"
+    got = relu(z).quantized.permute(0, 2, 3, 1).reshape(-1, 8)
+    assert torch.allclose(got, torch.relu(tokens @ layer.weight.t() + layer.bias) @ m)
+    # with the two-layer MLP out_relu applies, linear_out_relu or not
+    assert SVQ(8, codebook_size=32, out_relu=True).out_relu

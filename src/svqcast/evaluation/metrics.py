@@ -25,6 +25,14 @@ NORMALISED errors (error / train-split std of its channel, dimensionless) under 
 ``mse_norm``, ``mae_norm``, ``rmse_norm``, ``wrmse_norm``; the per-channel keys stay in
 physical units (video data gets per-channel ``mse`` and ``mae`` then). ``acc``, ``ssim``,
 ``psnr`` and ``lpips`` have no units and keep their names.
+
+Multi-variable weather data with levels (WeatherBench-M: r, t, u, v at three levels each;
+see :func:`variable_channels`) also gets the official code's convention, in which the paper
+reports WeatherBench-M: ``mse``, ``mae`` and ``rmse`` are the MEANS OVER VARIABLES of each
+variable's value (over all its levels) in its own units, ``<metric>/<variable>`` each
+variable's value, and ``rmse_global`` the root of the pooled MSE (same units only; with
+different units the pooled one is ``rmse_norm``, as above). With equal channel counts per
+variable, ``mse`` and ``mae`` equal the pooled means; ``rmse`` is at most ``rmse_global``.
 """
 
 from __future__ import annotations
@@ -81,6 +89,22 @@ def same_units(units: Sequence[str]) -> bool:
     if "" in distinct and len(distinct) > 1:  # a channel without units next to one with
         return False
     return all(conversion(distinct[0], u) == (1.0, 0.0) for u in distinct[1:])
+
+
+def variable_channels(channels: Sequence[Any]) -> dict[str, list[int]] | None:
+    """Channel indices per variable when the official per-variable convention applies, else
+    None: every channel names its ``variable``, there are several variables and at least one
+    of them spans several channels (levels), as WeatherBench-M (r, t, u, v x 3 levels) and
+    -HMV. One channel per variable (u10 + v10) keeps the pooled convention, as OpenSTL does.
+    """
+    groups: dict[str, list[int]] = {}
+    for i, ch in enumerate(channels):
+        if getattr(ch, "variable", None) is None:
+            return None
+        groups.setdefault(str(ch.variable), []).append(i)
+    if len(groups) < 2 or all(len(idx) == 1 for idx in groups.values()):
+        return None
+    return groups
 
 
 def _tensor(x: Array, name: str) -> torch.Tensor:
@@ -232,6 +256,15 @@ def rmse(pred: Array, target: Array, convention: str = "weather") -> torch.Tenso
     return torch.sqrt(mse(pred, target, convention))
 
 
+def rmse_per_variable(pred: Array, target: Array, groups: Mapping[str, Sequence[int]]):
+    """The official multi-variable RMSE: each variable's RMSE over its channels (levels),
+    samples, leads and pixels, then the mean over variables. Returns (mean, {var: rmse})."""
+    pred, target = _pair(pred, target)
+    sq = (pred - target).square()
+    per_var = {v: sq[:, :, list(idx)].mean().sqrt() for v, idx in groups.items()}
+    return torch.stack(list(per_var.values())).mean(), per_var
+
+
 def wrmse(pred: Array, target: Array, lat: Array | None = None) -> torch.Tensor:
     """WeatherBench RMSE: mean over samples, leads, channels of sqrt(cos-lat weighted MSE)."""
     pred, target = _pair(pred, target)
@@ -356,6 +389,17 @@ class ForecastMetrics(Metric):
                 "mse_norm, mae_norm, rmse_norm, wrmse_norm are in normalised units (error / "
                 "train-split std of each channel); per-channel values are in physical units"
             )
+        # the official per-variable convention (weather only): see variable_channels
+        groups = variable_channels(spec.channels) if spec.convention == "weather" else None
+        self.variables = groups
+        if groups is not None:
+            self.notes.append(
+                "mse, mae, rmse: the mean over variables of each variable's value over its "
+                f"levels, in its own units ({', '.join(groups)}), the official convention of "
+                "the paper's multi-variable tables; "
+                + ("rmse_norm" if self.mixed_units else "rmse_global")
+                + " is the root of the pooled MSE"
+            )
         lo, hi = spec.data_range if spec.data_range is not None else (0.0, 1.0)
         self.value_range = (float(lo), float(hi))
         t, c = self.out_len, self.channels
@@ -401,7 +445,13 @@ class ForecastMetrics(Metric):
         """Top-level metric names this instance reports (``acc`` needs clim in updates)."""
         norm = "_norm" if self.mixed_units else ""  # see the module docstring
         if self.spec.convention == "weather":
-            return tuple(m if m == "acc" else m + norm for m in WEATHER_METRICS)
+            names = tuple(m if m == "acc" else m + norm for m in WEATHER_METRICS)
+            if self.variables is not None:  # the official per-variable means come first
+                pooled = () if self.mixed_units else ("rmse_global",)
+                names = ("mse", "mae", "rmse", *pooled) + tuple(
+                    n for n in names if n not in ("mse", "mae", "rmse")
+                )
+            return names
         lpips = ("lpips",) if self._lpips is not None else ()
         return tuple(m + norm for m in VIDEO_METRICS[:2]) + self._video_names + lpips
 
@@ -449,6 +499,24 @@ class ForecastMetrics(Metric):
             unit = ((clipped - lo) / (hi - lo), (target - lo) / (hi - lo))
             self.lpips_sum += lpips_frames(self._lpips, *unit).sum(0).to(self.se)
 
+    def _per_variable(self, out: dict[str, torch.Tensor], put, n_pix) -> None:
+        """The official convention: each variable's mse/mae/rmse over its levels in its own
+        units (``<metric>/<variable>``, skipped where a channel has that name: the same
+        number), and ``mse``/``mae``/``rmse`` their mean over variables, overall and per lead.
+        """
+        t_len = self.out_len
+        for metric, s in (("mse", self.se), ("mae", self.ae), ("rmse", self.se)):
+            f = torch.sqrt if metric == "rmse" else torch.clone
+            parts = [s[:, idx] / n_pix for idx in (self.variables or {}).values()]  # (T, c)
+            overall = [f(p.mean()) for p in parts]
+            leads = [f(p.mean(1)) for p in parts]
+            for var, o, lead in zip(self.variables or {}, overall, leads, strict=True):
+                key = f"{self.prefix}{metric}/{var}"
+                if key not in out:  # else a channel of that name holds the same number
+                    out[key] = o
+                    out.update({f"{key}/{lead_name(i + 1, t_len)}": x for i, x in enumerate(lead)})
+            put(metric, torch.stack(overall).mean(), torch.stack(leads).mean(0))
+
     def compute(self) -> dict[str, torch.Tensor]:
         t_len, names = self.out_len, self.spec.channel_names
         out: dict[str, torch.Tensor] = {}
@@ -482,8 +550,11 @@ class ForecastMetrics(Metric):
                     h.sum(1) / (n * pix * h.shape[1]))  # fmt: skip
                 per_channel(metric, s.sum(0) / (n * pix * t_len), s / (n * pix))
             m, mh = self.se / (n * pix), head(self.se, 2) / (n * pix)  # (T, C) per-pixel MSE
-            put("rmse" + suffix, mh.mean().sqrt(), mh.mean(1).sqrt())
+            pooled = "rmse" + suffix if self.variables is None or suffix else "rmse_global"
+            put(pooled, mh.mean().sqrt(), mh.mean(1).sqrt())
             per_channel("rmse", m.mean(0).sqrt(), m.sqrt())
+            if self.variables is not None:
+                self._per_variable(out, put, n * pix)
             r, rh = self.wrmse_sum / n, head(self.wrmse_sum, 1) / n
             put("wrmse" + suffix, rh.mean(), rh.mean(1))
             per_channel("wrmse", r.mean(0), r)
@@ -518,8 +589,10 @@ __all__ = [
     "psnr",
     "psnr_frames",
     "rmse",
+    "rmse_per_variable",
     "same_units",
     "ssim",
     "ssim_frames",
+    "variable_channels",
     "wrmse",
 ]

@@ -29,16 +29,18 @@ import torch
 
 from svqcast.errors import ConfigError
 from svqcast.evaluation import plots
-from svqcast.evaluation.metrics import lead_name, per_lead, same_units
+from svqcast.evaluation.metrics import lead_name, per_lead, same_units, variable_channels
 from svqcast.io import atomic_write_text
 
 REPORT_STEM = "test_metrics"
 QUANTIZER_REPORT = "quantizer.json"
 PLOTS_DIR = "plots"
 # the headline metrics of a test report and of the demo table, in this order (absent skipped);
-# "_norm": the overall number of data whose channels have different units (normalised units)
+# "_norm": the overall number of data whose channels have different units (normalised units);
+# rmse_global: the pooled RMSE of multi-variable data, whose rmse is the mean over variables
 SUMMARY_METRICS = (
-    "mae", "mae_norm", "mse", "mse_norm", "rmse", "rmse_norm", "wrmse", "wrmse_norm",
+    "mae", "mae_norm", "mse", "mse_norm", "rmse", "rmse_global", "rmse_norm", "wrmse",
+    "wrmse_norm",
     "acc", "ssim", "ssim_openstl", "psnr",
 )  # fmt: skip
 CHANNEL_METRICS = ("mae", "mse", "rmse", "wrmse", "acc")  # per channel, physical units
@@ -159,7 +161,7 @@ def metric_unit(metric: str, unit: str) -> str:
     base = metric.split("/")[0]
     if base == "mse":
         return _squared(unit)
-    return unit if base in ("mae", "rmse", "wrmse") else ""
+    return unit if base in ("mae", "rmse", "rmse_global", "wrmse") else ""
 
 
 def _header(metric: str, unit: str) -> str:
@@ -218,8 +220,11 @@ def _variables_markdown(variables: Mapping[str, Any]) -> str:
     return "".join(parts)
 
 
-def _leads_markdown(rows: Mapping[str, Mapping[str, float]], labels: list[str], unit: str) -> str:
-    """The first of LEAD_METRICS present, by lead time, in columns labelled "+6 h" ..."""
+def _leads_markdown(
+    rows: Mapping[str, Mapping[str, float]], labels: list[str], unit: str, by_variable: bool = False
+) -> str:
+    """The first of LEAD_METRICS present, by lead time, in columns labelled "+6 h" ...
+    (``by_variable``: the rows' rmse/mse are means over variables, see the metrics)."""
     present = {k for values in rows.values() for k in values}
     for metric in LEAD_METRICS:
         if f"{metric}/{lead_name(1, len(labels))}" not in present:
@@ -233,6 +238,8 @@ def _leads_markdown(rows: Mapping[str, Mapping[str, float]], labels: list[str], 
             table[name] = dict(zip(labels, curve))
         if table:
             kind = "normalised units" if metric.endswith("_norm") else metric_unit(metric, unit)
+            if by_variable and not metric.endswith("_norm"):
+                kind = "mean over variables" + (f", {kind}" if kind else ", each in its units")
             title = f"## {metric} by lead time" + (f" [{kind}]" if kind else "")
             return f"{title}\n\n" + format_table(table, labels)
     return ""
@@ -269,8 +276,13 @@ def write_test_report(
         *notes,
     ]
     headline: dict[str, Any] = {"metrics": summary_columns(rows)}
-    if mixed:
-        headline.update(units="normalised", unit=None)
+    by_variable = spec is not None and variable_channels(spec.channels) is not None
+    if by_variable:  # the official multi-variable convention (see the metrics module)
+        headline["mean_over_variables"] = [
+            m for m in ("mse", "mae", "rmse") if m in headline["metrics"]
+        ]
+    if mixed:  # the _norm columns; mean_over_variables ones are in each variable's units
+        headline.update(units="normalised" if not by_variable else "mixed", unit=None)
     elif spec is not None:
         headline.update(units="physical", unit=unit or None)
         cols = headline["metrics"]
@@ -284,7 +296,7 @@ def write_test_report(
     extra_md = ""
     if spec is not None:
         labels = plots.lead_labels(spec)
-        lead_md = _leads_markdown(rows, labels, unit)
+        lead_md = _leads_markdown(rows, labels, unit, by_variable)
         extra_json.update(
             time_step=spec.time_step,
             leads={lead_name(k, len(labels)): lab for k, lab in enumerate(labels, start=1)},

@@ -187,7 +187,11 @@ class SVQ(Quantizer):
         codebook_size: K, the number of codes (paper: 10,000 or 6,000).
         middim: hidden width of the MLP (clamped to K when K is smaller).
         nonlinear: two-layer MLP (True) or a single Linear C -> K (False).
-        hid_relu / out_relu: ReLU after the hidden / the weight layer.
+        hid_relu / out_relu: ReLU after the hidden / the weight layer. With
+            ``nonlinear=False`` both are ignored, as in the official code (which builds the
+            ReLUs only for the two-layer MLP), unless ``linear_out_relu`` is set.
+        linear_out_relu: with ``nonlinear=False``, apply ``out_relu`` to the single layer's
+            weights anyway (svqcast's former behaviour; off = the official behaviour).
         freeze_codebook: keep the random codebook fixed (no gradient; still saved).
         init: codebook init, one of :data:`CODEBOOK_INITS`.
         fast: use the exact fold when ``out_relu`` is off (chunked direct formula when on);
@@ -207,6 +211,7 @@ class SVQ(Quantizer):
         nonlinear: bool = True,
         hid_relu: bool = True,
         out_relu: bool = False,
+        linear_out_relu: bool = False,
         freeze_codebook: bool = False,
         init: str = "normal",
         fast: bool = True,
@@ -230,7 +235,9 @@ class SVQ(Quantizer):
         self.middim = min(middim, codebook_size) if nonlinear else None
         self.nonlinear = nonlinear
         self.hid_relu = hid_relu
-        self.out_relu = out_relu
+        # the official MLP has no output ReLU without its hidden layer: out_relu is ignored
+        # there unless linear_out_relu asks for it (the effective value is stored)
+        self.out_relu = bool(out_relu) and (nonlinear or bool(linear_out_relu))
         self.init = init
         self.fast = fast
         self.chunk_size = chunk_size
