@@ -94,6 +94,9 @@ def test_paper_numbers_attached():
     assert reproduce.PRESETS["t2m_rvq"].paper["mse"] == 1.213
     assert reproduce.PRESETS["t2m_grvq"].paper["mse"] == 1.174
     assert reproduce.PRESETS["t2m_simvp"].paper == {"mse": 1.105, "mae": 0.6567, "rmse": 1.051}
+    # each attached number says where in the paper it comes from (PAPER's group source)
+    assert reproduce.PRESETS["t2m_svq"].paper_source == reproduce.PAPER["t2m"]["source"]
+    assert reproduce.PRESETS["t2m_vq"].paper_source == reproduce.PAPER["t2m_vq"]["source"]
     # the same run under another name: --list names the preset that carries the number
     twins = reproduce.same_configuration()
     assert twins["t2m_svq_gsta"] == "t2m_svq" and twins["t2m_simvp_gsta"] == "t2m_simvp"

@@ -379,3 +379,48 @@ def test_table_shows_paper_numbers_and_official_values():
     assert "| `t2m_svq` | gsta | svq K 10000, normal | mae | 5e-3 | 16 | 0.1 | 5 |" in table
     assert "1.018" in table and "1.105" in table
     assert "| `t2m_simvp_tau` | tau | none | mse + 0.1 DDR | 1e-3 |" in table
+
+
+# ----------------------------------------------------------------------------- the paper's numbers
+
+# The published numbers attached to the presets, copied by hand (values only), with where in
+# the paper each row comes from. Only numbers read in the paper itself for the same
+# experiment as the preset; everything else stays without a number.
+# fmt: off
+T2M = "the paper's WeatherBench-S t2m results (table number not verified)"
+T2M_VQ = "the paper's VQ comparison on t2m (table number not verified)"
+PAPER_FROZEN: dict[str, tuple[str, dict[str, float]]] = {
+    "t2m_simvp": (T2M + "; OpenSTL's published SimVP-gSTA", {"mse": 1.105, "mae": 0.6567, "rmse": 1.051}),  # noqa: E501
+    "t2m_svq": (T2M, {"mse": 1.018}),
+    "t2m_svq_frozen": (T2M, {"mse": 1.023}),
+    "t2m_vq": (T2M_VQ, {"mse": 1.854}),
+    "t2m_rvq": (T2M_VQ, {"mse": 1.213}),
+    "t2m_grvq": (T2M_VQ, {"mse": 1.174}),
+}
+# fmt: on
+
+
+def test_paper_numbers_are_attached_as_written():
+    attached = {n: p.paper for n, p in reproduce.PRESETS.items() if p.paper}
+    assert attached == {n: numbers for n, (_, numbers) in PAPER_FROZEN.items()}
+    for name in PAPER_FROZEN:
+        assert reproduce.PRESETS[name].paper_source  # every number says where it comes from
+    groups = [set(g["rows"]) for g in reproduce.PAPER.values()]
+    assert sum(map(len, groups)) == len(set().union(*groups))  # a preset in one group only
+    assert all(g["source"] for g in reproduce.PAPER.values())
+
+
+def test_paper_column_names_the_metric_when_there_is_no_mse():
+    assert reproduce.paper_cell({"mse": 1.018, "mae": 0.6}) == "1.018"
+    assert reproduce.paper_cell({"mse": 0.3171}) == "0.3171"  # as printed, not rounded
+    assert reproduce.paper_cell({"mae": 1234.5, "ssim": 0.9}) == "mae 1234.5"
+    assert reproduce.paper_cell({"lpips": 0.1}) == "lpips 0.1"
+    assert reproduce.paper_cell({"mae": 14073.25}) == "mae 14073.25"  # no digit dropped
+    assert reproduce.paper_cell({}) == ""
+    table, listing = reproduce.preset_table(), reproduce.list_presets()
+    for name, (_, numbers) in PAPER_FROZEN.items():
+        cell = reproduce.paper_cell(numbers)
+        assert f"| `{name}` |" in table and table.split(f"| `{name}` |")[1].split("\n")[0].endswith(
+            f" {cell} |"
+        )  # noqa: E501
+        assert re.search(rf"^{re.escape(name)}\s+{re.escape(cell)}\s", listing, re.M)
