@@ -1,4 +1,4 @@
-"""``synthetic_weather``: a temperature-like field on the WeatherBench 5.625 deg grid.
+"""``synthetic_weather``: a temperature-like field on a WeatherBench grid (5.625 deg default).
 
 A small stand-in for WeatherBench 2 m temperature that needs no download. It is written to
 disk in the WeatherBench layout (yearly netCDF files, variable ``t2m`` in K, dims time/lat/
@@ -20,6 +20,10 @@ Each synthetic "year" is a short run of ``hours_per_year`` hours starting on 1 J
 00:00 UTC of that year (default 2010-2018 x 360 h = 15 days), so the default year split of
 ``weather_t2m`` applies unchanged; the anomaly state runs on continuously from one year to
 the next, while windows never cross the jump in time between years.
+
+Option ``resolution`` (2.8125 or 1.40625 deg) writes the same weather on that WeatherBench
+grid, in its folder and file names: the background and the noise are computed on the fine
+grid, the anomalies (simulated on the 5.625 deg grid) are interpolated bilinearly to it.
 """
 
 from __future__ import annotations
@@ -56,8 +60,10 @@ class SynthConfig:
     hours_per_year: int = 360
     noise: float = 0.1  # K, observation noise
     version: int = VERSION
+    resolution: str = "5.625"  # deg: a key of weather.RESOLUTIONS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "resolution", weather.resolution_of(self.resolution))
         if self.first_year > self.last_year:
             raise ConfigError(f"first_year {self.first_year} is after last_year {self.last_year}")
         if not 24 <= self.hours_per_year <= 8760:
@@ -66,12 +72,15 @@ class SynthConfig:
             raise ConfigError(f"noise must be >= 0, got {self.noise}")
 
 
-SYNTH_OPTIONS = ("seed", "first_year", "last_year", "hours_per_year", "noise")
+SYNTH_OPTIONS = ("seed", "first_year", "last_year", "hours_per_year", "noise", "resolution")
 LOAD_OPTIONS = ("in_len", "out_len", "stride", "train_years", "val_years", "test_years", "protocol")
 
 
 def describe(name: str) -> str:
-    return "synthetic 2 m temperature on the 5.625 deg grid (generated; WeatherBench layout)"
+    return (
+        "synthetic 2 m temperature on the 5.625 deg grid (option resolution: 2.8125, 1.40625; "
+        "generated; WeatherBench layout)"
+    )
 
 
 def layout(name: str) -> str:
@@ -99,14 +108,16 @@ def is_present(name: str, root: str | Path) -> bool:
         return False
     field = weather.DATASETS["weather_t2m"].fields[0]
     years = range(cfg.first_year, cfg.last_year + 1)
-    return all(weather.file_path(data_root(root), field, y).is_file() for y in years)
+    return all(
+        weather.file_path(data_root(root), field, y, cfg.resolution).is_file() for y in years
+    )
 
 
 def check(name: str, root: str | Path) -> list[str]:
     cfg = _read_marker(root)
     if cfg is None:
         return [f"no {data_root(root) / MARKER}; run `svqcast data synth {name}`"]
-    problems = weather.check("weather_t2m", data_root(root))
+    problems = weather.check("weather_t2m", data_root(root), cfg.resolution)
     default = weather.DATASETS["weather_t2m"]
     if (cfg.first_year, cfg.last_year) == (default.train_years[0], default.test_years[1]):
         return problems
@@ -122,10 +133,32 @@ def declination(day_of_year: np.ndarray) -> np.ndarray:
     return TILT * np.sin(2 * np.pi * (day_of_year - 80.0) / 365.0)
 
 
-def background(hours_utc: np.ndarray, day_of_year: np.ndarray) -> np.ndarray:
-    """Latitudinal profile + seasonal cycle + diurnal cycle, (T, 32, 64) K."""
-    lat = np.deg2rad(LAT)[None, :, None]
-    lon = LON[None, None, :]
+def grid(resolution: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) cell centres of a WeatherBench grid, degrees (5.625: LAT, LON)."""
+    res = weather.resolution_of(resolution)
+    d, (h, w) = float(res), weather.RESOLUTIONS[res]
+    return -90.0 + d / 2 + d * np.arange(h), d * np.arange(w)
+
+
+def regrid(field: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """(T, 32, 64) on LAT, LON -> (T, len(lat), len(lon)), bilinear (periodic in longitude,
+    constant beyond the outermost latitudes)."""
+    a_lat = np.stack([np.interp(lat, LAT, e) for e in np.eye(len(LAT))], axis=1)
+    wrap = np.append(LON, 360.0)
+    a_lon = np.stack([np.interp(lon, wrap, e) for e in np.eye(len(wrap))], axis=1)
+    a_lon[:, 0] += a_lon[:, -1]
+    return a_lat @ field @ a_lon[:, :-1].T
+
+
+def background(
+    hours_utc: np.ndarray,
+    day_of_year: np.ndarray,
+    lat: np.ndarray = LAT,
+    lon: np.ndarray = LON,
+) -> np.ndarray:
+    """Latitudinal profile + seasonal cycle + diurnal cycle, (T, len(lat), len(lon)) K."""
+    lat = np.deg2rad(lat)[None, :, None]
+    lon = lon[None, None, :]
     dec = declination(np.asarray(day_of_year, dtype=np.float64))[:, None, None]
     profile = 300.0 - 50.0 * np.sin(lat) ** 2
     seasonal = 15.0 * np.sin(lat) * (dec / TILT)  # summer hemisphere warmer
@@ -222,7 +255,9 @@ def simulate_anomalies(
 
 
 def generate(cfg: SynthConfig) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """(year, datetime64 times, (T, 32, 64) float32 K) for each synthetic year."""
+    """(year, datetime64 times, (T, H, W) float32 K) for each synthetic year, on the grid of
+    ``cfg.resolution`` (32 x 64 by default)."""
+    lat, lon = grid(cfg.resolution)
     n_years = cfg.last_year - cfg.first_year + 1
     anomalies = simulate_anomalies(n_years * cfg.hours_per_year, seed=cfg.seed)
     rng = np.random.default_rng([cfg.seed, 1])
@@ -233,7 +268,9 @@ def generate(cfg: SynthConfig) -> list[tuple[int, np.ndarray, np.ndarray]]:
         hours_utc = (times - times.astype("datetime64[D]")).astype(np.int64)
         doy = (times.astype("datetime64[D]") - start.astype("datetime64[D]")).astype(np.int64)
         block = anomalies[i * cfg.hours_per_year : (i + 1) * cfg.hours_per_year]
-        field = background(hours_utc, doy) + block
+        if cfg.resolution != "5.625":
+            block = regrid(block, lat, lon)
+        field = background(hours_utc, doy, lat, lon) + block
         field += cfg.noise * rng.standard_normal(field.shape)
         years.append((year, times, field.astype(np.float32)))
     return years
@@ -256,8 +293,9 @@ def synth(name: str, root: str | Path, seed: int = 0, **options: Any) -> Path:
     cfg = SynthConfig(seed=int(seed), **options)
     out = data_root(root)
     field = weather.DATASETS["weather_t2m"].fields[0]
+    lat, lon = grid(cfg.resolution)
     for year, times, values in generate(cfg):
-        path = weather.file_path(out, field, year)
+        path = weather.file_path(out, field, year, cfg.resolution)
         path.parent.mkdir(parents=True, exist_ok=True)
         ds = xr.Dataset(
             {
@@ -269,8 +307,8 @@ def synth(name: str, root: str | Path, seed: int = 0, **options: Any) -> Path:
             },
             coords={
                 "time": ("time", times.astype("datetime64[ns]")),
-                "lat": ("lat", LAT, {"units": "degrees_north", "long_name": "latitude"}),
-                "lon": ("lon", LON, {"units": "degrees_east", "long_name": "longitude"}),
+                "lat": ("lat", lat, {"units": "degrees_north", "long_name": "latitude"}),
+                "lon": ("lon", lon, {"units": "degrees_east", "long_name": "longitude"}),
             },
             attrs={"source": "svqcast synthetic_weather", "seed": cfg.seed},
         )
@@ -282,8 +320,8 @@ def synth(name: str, root: str | Path, seed: int = 0, **options: Any) -> Path:
 def load(name: str, root: str | Path, **options: Any) -> Splits:
     """Generate the files if absent (or made with other synth options), then load them with
     the ``weather_t2m`` loader. Options: the synth options (seed, first_year, last_year,
-    hours_per_year, noise) and the weather options (in_len, out_len, stride, *_years,
-    protocol)."""
+    hours_per_year, noise, resolution: also the loader's) and the weather options (in_len,
+    out_len, stride, *_years, protocol)."""
     valid = SYNTH_OPTIONS + LOAD_OPTIONS
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -311,6 +349,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         print(f"svqcast: generating {name} under {data_root(root)} (seed {wanted.seed})")
         params = {k: v for k, v in asdict(wanted).items() if k != "version"}
         atomic_fill(root, lambda tmp: synth(name, tmp, **params))
+    options["resolution"] = wanted.resolution
     splits = weather.load("weather_t2m", data_root(root), **options)
     splits.spec = replace(splits.spec, name=name)
     splits.spec.extra["synthetic"] = asdict(wanted)

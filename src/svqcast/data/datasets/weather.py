@@ -1,10 +1,11 @@
-"""WeatherBench 5.625 deg (OpenSTL layout) through xarray: weather_t2m, _r, _uv10, _tcc, _mv,
-_hmv.
+"""WeatherBench (OpenSTL layout) through xarray: weather_t2m, _r, _uv10, _tcc, _mv, _hmv.
 
 Files: ``<root>/weather_5_625deg/<dir>/<dir>_<year>_5.625deg.nc``, one per year, hourly, on a
-32 x 64 lat/lon grid. Each split (train / val / test) is a range of years read into one
-float32 (T, C, H, W) series in RAM, normalised per channel with TRAIN statistics only, and
-cut into windows sliding by ``stride`` frames. Windows never straddle a gap in time.
+32 x 64 lat/lon grid; option ``resolution`` 2.8125 (``weather_2_8125deg``, 64 x 128) or
+1.40625 (``weather_1_40625deg/<dir>/<dir>_<year>_1.40625deg.nc``, 128 x 256). Each split
+(train / val / test) is a range of years read into one float32 (T, C, H, W) series in RAM,
+normalised per channel with TRAIN statistics only, and cut into windows sliding by ``stride``
+frames. Windows never straddle a gap in time.
 
 Conventions (documented in docs/data.md):
 - ``weather_r`` uses the 1000 hPa level by default: OpenSTL's config lists ``levels:
@@ -27,6 +28,7 @@ Conventions (documented in docs/data.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +46,27 @@ from svqcast.data.windows import (
 )
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
 
-ROOT_DIR = "weather_5_625deg"
+ROOT_DIR = "weather_5_625deg"  # the default resolution's folder
 GRID = (32, 64)  # (lat, lon) of the 5.625 deg grid
+# resolution (deg, as in the file names) -> (lat, lon) grid, as WeatherBench ships them
+RESOLUTIONS = {"5.625": (32, 64), "2.8125": (64, 128), "1.40625": (128, 256)}
+
+
+def resolution_of(value: Any = None) -> str:
+    """The resolution key ("5.625", "2.8125", "1.40625") of 5.625 / "2_8125" / None (default)."""
+    try:
+        deg = float(str("5.625" if value is None else value).replace("_", "."))
+    except ValueError:
+        deg = None
+    for key in RESOLUTIONS:
+        if deg == float(key):
+            return key
+    raise ConfigError(f"resolution must be one of {', '.join(RESOLUTIONS)} (deg), got {value!r}")
+
+
+def root_dir(resolution: Any = None) -> str:
+    """The folder of one resolution under the data root: weather_5_625deg, ..."""
+    return f"weather_{resolution_of(resolution).replace('.', '_')}deg"
 
 
 @dataclass(frozen=True)
@@ -150,16 +171,9 @@ DATASETS: dict[str, WeatherSet] = {
 }
 MULTI_VARIABLE = ("weather_mv", "weather_hmv")  # 6-hourly; openstl_mv_indexing applies
 
-OPTIONS = (
-    "in_len",
-    "out_len",
-    "stride",
-    "train_years",
-    "val_years",
-    "test_years",
-    "levels",
-    "protocol",
-    "openstl_mv_indexing",
+OPTIONS = tuple(
+    "in_len out_len stride train_years val_years test_years levels protocol openstl_mv_indexing "
+    "resolution".split()
 )
 
 
@@ -169,54 +183,64 @@ def _set(name: str) -> WeatherSet:
     return DATASETS[name]
 
 
-def file_path(root: str | Path, field: Field, year: int) -> Path:
+def file_path(root: str | Path, field: Field, year: int | str, resolution: Any = None) -> Path:
     """Where WeatherBench (and OpenSTL) keep one year of one variable."""
-    d = field.directory
-    return Path(root) / ROOT_DIR / d / f"{d}_{year}_5.625deg.nc"
+    d, res = field.directory, resolution_of(resolution)
+    return Path(root) / root_dir(res) / d / f"{d}_{year}_{res}deg.nc"
 
 
 def describe(name: str) -> str:
     return _set(name).description
 
 
-def layout(name: str) -> str:
-    ws = _set(name)
+def layout(name: str, resolution: Any = None) -> str:
+    """The files of ``name`` at ``resolution``; None: the default's, then the other grids."""
+    ws, res = _set(name), resolution_of(resolution)
     years = f"{ws.train_years[0]}..{ws.test_years[1]}"
     parts = []
     for f in ws.fields:
         dims = "time, level, lat, lon" if f.has_level else "time, lat, lon"
-        parts.append(
-            f"{ROOT_DIR}/{f.directory}/{f.directory}_<year>_5.625deg.nc "
-            f"(var {f.var}; dims {dims}; years {years})"
+        parts.append(f"{file_path('', f, '<year>', res)} (var {f.var}; dims {dims}; years {years})")
+    text = "; ".join(parts) + " on the {} x {} (lat x lon) grid".format(*RESOLUTIONS[res])
+    if resolution is None:
+        text += "; option resolution: " + ", ".join(
+            f"{k} ({root_dir(k)}/.._{k}deg.nc, {h} x {w})" for k, (h, w) in RESOLUTIONS.items()
         )
-    return "; ".join(parts)
+    return text
 
 
-def _years_present(root: str | Path, field: Field) -> list[int]:
-    folder = Path(root) / ROOT_DIR / field.directory
+def _years_present(root: str | Path, field: Field, resolution: Any = None) -> list[int]:
+    tail = f"_{resolution_of(resolution)}deg.nc"
+    folder = Path(root) / root_dir(resolution) / field.directory
     years = []
-    for p in folder.glob(f"{field.directory}_*_5.625deg.nc"):
-        middle = p.name[len(field.directory) + 1 : -len("_5.625deg.nc")]
+    for p in folder.glob(f"{field.directory}_*{tail}"):
+        middle = p.name[len(field.directory) + 1 : -len(tail)]
         if middle.isdigit():
             years.append(int(middle))
     return sorted(years)
 
 
+def resolutions_present(name: str, root: str | Path) -> list[str]:
+    """The resolutions with files of every field of ``name`` under ``root``."""
+    fields = _set(name).fields
+    return [r for r in RESOLUTIONS if all(_years_present(root, f, r) for f in fields)]
+
+
 def is_present(name: str, root: str | Path) -> bool:
-    return all(_years_present(root, f) for f in _set(name).fields)
+    return bool(resolutions_present(name, root))
 
 
-def check(name: str, root: str | Path) -> list[str]:
-    """Problems with the files of ``name`` under ``root`` (empty list: ready to load)."""
+def check(name: str, root: str | Path, resolution: Any = None) -> list[str]:
+    """Problems with the files of ``name`` under ``root`` (empty list: ready to load); at
+    ``resolution`` or, when None, the first resolution present (5.625 when none is)."""
     ws = _set(name)
+    res = resolution_of(resolution or (resolutions_present(name, root) or [None])[0])
     problems: list[str] = []
     wanted = range(ws.train_years[0], ws.test_years[1] + 1)
     for f in ws.fields:
-        present = _years_present(root, f)
+        present = _years_present(root, f, res)
         if not present:
-            problems.append(
-                f"no files {file_path(root, f, 0).parent}/{f.directory}_<year>_5.625deg.nc"
-            )
+            problems.append(f"no files {file_path(root, f, '<year>', res)}")
             continue
         missing = [y for y in wanted if y not in present]
         if missing:
@@ -225,29 +249,24 @@ def check(name: str, root: str | Path) -> list[str]:
                 f"(present: {_ranges(present)}); pass train_years/val_years/test_years"
             )
         try:
-            _read_year(file_path(root, f, present[0]), f, ws.levels, ws.step_hours)
+            _read_year(file_path(root, f, present[0], res), f, ws.levels, ws.step_hours, res)
         except DataError as exc:
             problems.append(str(exc))
     return problems
 
 
 def _ranges(years: list[int]) -> str:
-    out, start = [], None
-    for i, y in enumerate(years):
-        if start is None:
-            start = y
-        if i + 1 == len(years) or years[i + 1] != y + 1:
-            out.append(f"{start}" if start == y else f"{start}-{y}")
-            start = None
-    return ", ".join(out)
+    runs = [[y for _, y in g] for _, g in groupby(enumerate(years), lambda iy: iy[1] - iy[0])]
+    return ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _read_year(
-    path: Path, field: Field, levels: tuple[int, ...] | None, step_hours: int
+    path: Path, field: Field, levels: tuple[int, ...] | None, step_hours: int, res: str = "5.625"
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """One year of one variable through the reader: (T, L, H, W) float32, datetime64[h]
     times, metadata (units, lat, lon, dims, attrs). Any problem of the values (non-finite,
-    times not sorted / unique / hourly, grid not monotonic) raises DataError."""
+    times not sorted / unique / hourly, grid not monotonic, grid of another resolution than
+    ``res``) raises DataError."""
     if not path.is_file():
         raise DataNotFoundError(f"missing file {path}")
     with reader.open_dataset(path) as ds:
@@ -284,8 +303,14 @@ def _read_year(
     if step_hours > 1:
         keep = (times - times.astype("datetime64[D]")).astype(np.int64) % step_hours == 0
         values, times = values[keep], times[keep]
-    if values.shape[2:] != GRID:
-        raise DataError(f"{path}: grid {values.shape[2:]}, expected (lat, lon) = {GRID}")
+    if values.shape[2:] != RESOLUTIONS[res]:
+        grid = tuple(values.shape[2:])
+        other = [k for k, g in RESOLUTIONS.items() if g == grid]
+        raise DataError(
+            f"{path}: grid {grid} (lat, lon) does not match resolution {res} deg "
+            f"{RESOLUTIONS[res]}"
+            + (f"; it is {other[0]} deg: pass resolution={other[0]}" if other else "")
+        )
     meta = {
         "units": fields.channels[0].units,
         "lat": fields.lat,
@@ -302,6 +327,7 @@ def read_series(
     name: str,
     years: tuple[int, int],
     levels: tuple[int, ...] | None = None,
+    resolution: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Channel], dict[str, Any]]:
     """The raw (T, C, H, W) float32 series of ``name`` for years first..last, its times,
     channels and grid metadata. Every field must have the same times.
@@ -309,7 +335,7 @@ def read_series(
     The first field's years fix the time axis; the (T, C, H, W) array is then allocated once
     and the other fields are read year by year into it, so memory peaks near one series.
     """
-    ws = _set(name)
+    ws, res = _set(name), resolution_of(resolution)
     levels = ws.levels if levels is None else levels
     per_field = [len(levels) if f.has_level else 1 for f in ws.fields]
     series: np.ndarray | None = None
@@ -319,12 +345,12 @@ def read_series(
 
     def year_files(f: Field):
         for year in range(years[0], years[1] + 1):
-            path = file_path(root, f, year)
+            path = file_path(root, f, year, res)
             if not path.is_file():
                 raise DataNotFoundError(
-                    f"missing {path}; {name} expects {layout(name)} under data root {root}"
+                    f"missing {path}; {name} expects {layout(name, res)} under data root {root}"
                 )
-            values, t, m = _read_year(path, f, levels, ws.step_hours)
+            values, t, m = _read_year(path, f, levels, ws.step_hours, res)
             if not meta:
                 meta.update(lat=m["lat"], lon=m["lon"], dims=m["dims"], calendar=m["calendar"])
                 meta["attrs"] = {"variables": {}, "coords": m["attrs"]["coords"]}
@@ -338,7 +364,7 @@ def read_series(
         if series is None:
             chunks = list(year_files(f))
             times = np.concatenate([t for _, t, _ in chunks])
-            series = np.empty((len(times), sum(per_field), *GRID), dtype=np.float32)
+            series = np.empty((len(times), sum(per_field), *RESOLUTIONS[res]), dtype=np.float32)
             pos = 0
             for values, t, m in chunks:
                 series[pos : pos + len(t), c0 : c0 + n_ch] = values
@@ -415,7 +441,7 @@ def _years(value: Any, key: str) -> tuple[int, int]:
 
 def _parse(name: str, options: dict[str, Any]):
     """The checked options: (set, in_len, out_len, stride, protocol, openstl_mv_indexing,
-    levels, years by split)."""
+    levels, years by split, resolution key)."""
     ws = _set(name)
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
@@ -444,25 +470,26 @@ def _parse(name: str, options: dict[str, Any]):
         for split in ("train", "val", "test")
     }
     _check_disjoint(years)
-    return ws, in_len, out_len, stride, protocol, openstl_mv, levels, years
+    res = resolution_of(options.get("resolution"))
+    return ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res
 
 
 def check_values(name: str, root: str | Path, **options: Any) -> list[str]:
     """Problems with every year file the options select (train, val and test years): a
     missing file, anything :func:`_read_year` refuses (non-finite values, times not sorted
     / unique / on the step, grid), and fields whose times or grid differ in a year."""
-    ws, *_, levels, years = _parse(name, options)
+    ws, *_, levels, years, res = _parse(name, options)
     problems: list[str] = []
     wanted = sorted({y for a, b in years.values() for y in range(a, b + 1)})
     first: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for f in ws.fields:
         for year in wanted:
-            path = file_path(root, f, year)
+            path = file_path(root, f, year, res)
             if not path.is_file():
-                problems.append(f"missing {path}; {name} expects {layout(name)}")
+                problems.append(f"missing {path}; {name} expects {layout(name, res)}")
                 continue
             try:
-                _, times, meta = _read_year(path, f, levels, ws.step_hours)
+                _, times, meta = _read_year(path, f, levels, ws.step_hours, res)
             except DataError as exc:
                 problems.append(one_line(exc))
                 continue
@@ -480,9 +507,10 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     Options: in_len, out_len (defaults 12 -> 12, mv 4 -> 4), stride (1 frame), train_years,
     val_years, test_years ((first, last)), levels (hPa; r: (1000,), mv: (150, 500, 850)),
     protocol ("standard": val = the val years; "openstl": val = the test split, as the
-    published tables), openstl_mv_indexing (mv and hmv only, default False).
+    published tables), openstl_mv_indexing (mv and hmv only, default False), resolution
+    (5.625 default, 2.8125, 1.40625 deg: the folder, file names and grid follow it).
     """
-    ws, in_len, out_len, stride, protocol, openstl_mv, levels, years = _parse(name, options)
+    ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res = _parse(name, options)
 
     offsets = (
         openstl_mv_offsets(in_len, out_len)
@@ -491,12 +519,13 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     )
     frame_step = np.timedelta64(ws.step_hours, "h")
     root = Path(root)
-    if not (root / ROOT_DIR).is_dir():
+    if not (root / root_dir(res)).is_dir():
         raise DataNotFoundError(
-            f"no folder {root / ROOT_DIR}; {name} expects {layout(name)} under data root {root}"
+            f"no folder {root / root_dir(res)}; {name} expects {layout(name, res)} under data "
+            f"root {root}"
         )
 
-    train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels)
+    train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
     norm = channel_stats(train_raw)
     train_series = normalize_inplace(train_raw, norm)
     time_step = reader.canonical_step(f"{ws.step_hours}h")
@@ -518,12 +547,12 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         )
 
     train = windows(train_series, train_t, "train")
-    test_raw, test_t, _, _ = read_series(root, name, years["test"], levels)
+    test_raw, test_t, _, _ = read_series(root, name, years["test"], levels, res)
     test = windows(normalize_inplace(test_raw, norm), test_t, "test")
     if protocol == "openstl":
         val = test
     else:
-        val_raw, val_t, _, _ = read_series(root, name, years["val"], levels)
+        val_raw, val_t, _, _ = read_series(root, name, years["val"], levels, res)
         val = windows(normalize_inplace(val_raw, norm), val_t, "val")
 
     spec = DataSpec(
@@ -531,8 +560,8 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         in_len=in_len,
         out_len=out_len,
         channels=tuple(channels),
-        height=GRID[0],
-        width=GRID[1],
+        height=RESOLUTIONS[res][0],
+        width=RESOLUTIONS[res][1],
         convention="weather",
         normalizer=norm,
         lat=meta["lat"],
@@ -544,6 +573,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             "stride": stride,
             "protocol": protocol,
             "openstl_mv_indexing": openstl_mv,
+            "resolution": float(res),
             "offsets": offsets.tolist(),
             "climatology_phases": "month_hour",
             "climatology": climatology_kind,
