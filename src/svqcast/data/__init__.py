@@ -34,6 +34,7 @@ _REGISTRY: dict[str, str] = {
     "kitticaltech": "kitticaltech",
     "human": "human",
     "arrays": "arrays",
+    "weatherbench2": "weatherbench2",
     "synthetic_weather": "synthetic",
     "moving_digits": "moving_digits",
 }
