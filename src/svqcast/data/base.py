@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from svqcast.data.spec import DataSpec
-from svqcast.errors import choices_error
+from svqcast.errors import ConfigError, choices_error
 
 #: Evaluation protocols every loader accepts: "standard" keeps a real validation split held
 #: out from training; "openstl" validates on the test split, as OpenSTL and the published
@@ -83,3 +84,17 @@ def check_protocol(protocol: str) -> str:
     if canonical not in PROTOCOLS:
         raise choices_error("protocol", protocol, PROTOCOLS)
     return canonical
+
+
+def year_range(value: Any, key: str) -> tuple[int, int]:
+    """An option naming years, ``2017`` or ``(2017, 2018)``, as checked (first, last);
+    ``key`` names the option in the one-line error."""
+    if isinstance(value, int | np.integer | str):
+        value = (value, value)
+    try:
+        first, last = (int(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} must be (first, last) years, got {value!r}") from exc
+    if first > last:
+        raise ConfigError(f"{key}: first year {first} is after last year {last}")
+    return first, last

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from svqcast.data import reader
-from svqcast.data.base import PROTOCOLS, Splits
+from svqcast.data.base import PROTOCOLS, Splits, year_range
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.data.windows import (
     ArrayWindows,
@@ -427,18 +427,6 @@ def _get(options: dict[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def _years(value: Any, key: str) -> tuple[int, int]:
-    if isinstance(value, int | np.integer | str):
-        value = (value, value)
-    try:
-        first, last = (int(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key} must be (first, last) years, got {value!r}") from exc
-    if first > last:
-        raise ConfigError(f"{key}: first year {first} is after last year {last}")
-    return first, last
-
-
 def _parse(name: str, options: dict[str, Any]):
     """The checked options: (set, in_len, out_len, stride, protocol, openstl_mv_indexing,
     levels, years by split, resolution key)."""
@@ -466,7 +454,7 @@ def _parse(name: str, options: dict[str, Any]):
         levels = (int(levels),) if isinstance(levels, int | str) else tuple(map(int, levels))
     levels = levels or ws.levels
     years = {
-        split: _years(_get(options, f"{split}_years", getattr(ws, f"{split}_years")), split)
+        split: year_range(_get(options, f"{split}_years", getattr(ws, f"{split}_years")), split)
         for split in ("train", "val", "test")
     }
     _check_disjoint(years)

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from svqcast.data import reader
-from svqcast.data.base import Climatology, ForecastDataset, Splits, check_protocol
+from svqcast.data.base import Climatology, ForecastDataset, Splits, check_protocol, year_range
 from svqcast.data.reader_times import (
     calendar_of,
     canonical_step,
@@ -126,18 +126,6 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def _years(value: Any, key: str) -> tuple[int, int]:
-    if isinstance(value, int | np.integer | str):
-        value = (value, value)
-    try:
-        first, last = (int(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{key} must be (first, last) years, got {value!r}") from exc
-    if first > last:
-        raise ConfigError(f"{key}: first year {first} is after last year {last}")
-    return first, last
-
-
 def _split_years(opts: dict[str, Any], present: np.ndarray) -> dict[str, tuple[int, int]]:
     have = sorted(set(present.tolist()))
     if any(opts[f"{s}_years"] is None for s in ("train", "val", "test")) and len(have) < 3:
@@ -147,7 +135,7 @@ def _split_years(opts: dict[str, Any], present: np.ndarray) -> dict[str, tuple[i
         )
     defaults = {"train": (have[0], have[-3]), "val": (have[-2],) * 2, "test": (have[-1],) * 2}
     years = {
-        s: _years(opts[f"{s}_years"] if opts[f"{s}_years"] is not None else d, f"{s}_years")
+        s: year_range(opts[f"{s}_years"] if opts[f"{s}_years"] is not None else d, f"{s}_years")
         for s, d in defaults.items()
     }
     names = list(years)
