@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from svqcast.quantizers import build_quantizer
+from svqcast.quantizers import apply_group_warmup, build_quantizer, optimizer_param_groups
 
 DIM = 16  # hid_S of the accuracy benchmark's budget
 TOKENS = (32, DIM, 8, 16)  # batch x frames = 32 latent maps of 8 x 16: 4,096 tokens
@@ -40,6 +40,23 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "svq K 10k, frozen codebook": ("svq", {"codebook_size": 10_000, "freeze_codebook": True}),
     "svq K 10k, frozen MLP": ("svq", {"codebook_size": 10_000, "freeze_mlp": True}),
 }
+# the parametrisations of SVQ (docs/svq.md), each at its default knob and K 10,000
+PARAMETRISATION_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    f"svq K 10k, {name}": ("svq", {"codebook_size": 10_000, "parametrisation": name, **extra})
+    for name, extra in (
+        ("lr_scaled", {}),
+        ("lr_scaled, lr_scale middim/K", {"lr_scale": 128 / 10_000}),
+        ("readout", {}),
+        ("readout, power 1/2", {"readout_power": 0.5}),
+        ("rmsnorm", {}),
+        ("residual", {}),
+        ("warmup", {}),
+    )
+}
+for _label in list(PARAMETRISATION_VARIANTS):  # "lr_scaled, lr_scale ..." -> the name alone
+    _name, _opts = PARAMETRISATION_VARIANTS[_label]
+    _opts["parametrisation"] = _opts["parametrisation"].split(",")[0]
+VARIANTS.update(PARAMETRISATION_VARIANTS)
 
 
 def update_scale(
@@ -56,14 +73,16 @@ def update_scale(
     target = torch.randn(TOKENS, generator=gen)
     torch.manual_seed(seed)
     q = build_quantizer(quantizer, DIM, **options)
-    opt = torch.optim.Adam([p for p in q.parameters() if p.requires_grad], lr=lr)
+    # the quantizer's own parameter groups (lr_scaled, warmup), as the engine builds them
+    opt = torch.optim.Adam(optimizer_param_groups(q, lr), lr=lr)
     with torch.no_grad():
         start = q(x).quantized.clone()
     changes = []
-    for _ in range(steps):
+    for step in range(steps):
         opt.zero_grad()
         (q(x).quantized - target).abs().mean().backward()
-        opt.step()
+        with apply_group_warmup(opt, step):
+            opt.step()
         with torch.no_grad():
             changes.append(float((q(x).quantized - start).std()))
     return float(start.std()), changes[0], changes[-1]

@@ -337,3 +337,45 @@ def test_relu_placement_rows_cover_the_papers_four_combinations():
         for r in rows
     }
     assert {(True, False), (False, False), (False, True), (True, True)} <= placements
+
+
+def _rec(seed: int, mae: float) -> dict:
+    return {"seed": seed, "status": "ok", "metrics": {"mae": mae}}
+
+
+def test_paired_ratio_is_the_t_interval_of_the_log_ratios_over_shared_seeds():
+    from scipy import stats
+
+    a = [1.0, 0.9, 1.2, 0.8, 1.05]
+    b = [1.1, 1.0, 1.0, 1.0, 1.0, 0.7]  # seed 5 has no partner: left out
+    records = {
+        "x": [_rec(s, v) for s, v in enumerate(a)],
+        "y": [_rec(s, v) for s, v in enumerate(b)],
+    }
+    pr = tables.paired_ratio("x", "y", "mae", records)
+    logs = [math.log(u / v) for u, v in zip(a, b)]
+    ci = stats.ttest_1samp(logs, 0.0).confidence_interval(0.95)
+    assert pr.seeds == [0, 1, 2, 3, 4]
+    assert pr.mean == pytest.approx(math.exp(sum(logs) / 5))
+    assert (pr.low, pr.high) == pytest.approx((math.exp(ci.low), math.exp(ci.high)))
+    assert tables.paired_ratio("x", "y", "mae", {"x": records["x"][:1], "y": records["y"]}) is None
+    # the same ratio in every seed: no spread, the interval is that ratio
+    same = {
+        "x": [_rec(s, 2.0 * s + 2) for s in range(3)],
+        "y": [_rec(s, s + 1.0) for s in range(3)],
+    }
+    pr = tables.paired_ratio("x", "y", "mae", same)
+    assert pr.low == pytest.approx(2.0) and pr.high == pytest.approx(2.0)
+
+
+def test_paired_groups_list_every_row_against_no_quantizer_and_the_codebook_pairs():
+    group = GROUPS["param"]
+    records = {row: [_rec(s, 1.0 + 0.01 * s + 0.001 * i) for s in range(3)]
+               for i, row in enumerate(group.rows)}  # fmt: skip
+    text = tables.paired_table(group, records)
+    table = variants()
+    for row in group.rows[1:]:
+        assert f"| {table[row].label} | {table['none'].label} | 3 |" in text
+    for row, against in group.pairs:
+        assert f"| {table[row].label} | {table[against].label} | 3 |" in text
+    assert "Paired by seed" in tables.group_section("param", BUDGETS["full"], False, records)

@@ -149,12 +149,95 @@ def markdown_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) ->
     return "\n".join(lines)
 
 
+@dataclass
+class PairedRatio:
+    """``row`` against ``reference`` over the seeds both have: the per-seed ratios of one
+    metric, their geometric mean and a 95% confidence interval (Student's t on the log
+    ratios, n - 1 degrees of freedom)."""
+
+    row: str
+    reference: str
+    metric: str
+    seeds: list[int]
+    ratios: list[float]
+    mean: float
+    low: float
+    high: float
+
+
+def paired_ratio(
+    row: str, reference: str, metric: str, records: Mapping[str, list[dict[str, Any]]]
+) -> PairedRatio | None:
+    """The :class:`PairedRatio` of ``row`` to ``reference``; None with fewer than 2 pairs."""
+
+    def by_seed(name: str) -> dict[int, float]:
+        return {
+            r["seed"]: r["metrics"][metric]
+            for r in records.get(name, [])
+            if r.get("status") == "ok" and math.isfinite(r["metrics"].get(metric, math.nan))
+        }
+
+    a, b = by_seed(row), by_seed(reference)
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    ratios = [a[s] / b[s] for s in seeds]
+    logs = [math.log(r) for r in ratios]
+    n, mean = len(logs), statistics.fmean(logs)
+    from scipy.stats import t  # lazy: scipy comes with the dev tools
+
+    half = t.ppf(0.975, n - 1) * statistics.stdev(logs) / math.sqrt(n)
+    return PairedRatio(
+        row,
+        reference,
+        metric,
+        seeds,
+        ratios,
+        math.exp(mean),
+        math.exp(mean - half),
+        math.exp(mean + half),
+    )
+
+
+def paired_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> str:
+    """Paired comparisons of a group's first metric: every row against its no-quantizer
+    row, then the group's extra ``pairs`` (e.g. SVQ against the MLP under the same
+    parametrisation); per-seed values listed."""
+    metric = group.metrics[0]
+    rows = [r for r in group.rows if records.get(r)]
+    pairs = [(r, reference_row(r, rows)) for r in rows]
+    pairs = [(r, ref) for r, ref in pairs if ref is not None and ref != r]
+    pairs += [(a, b) for a, b in group.pairs if records.get(a) and records.get(b)]
+    title = METRIC_TITLES.get(metric, metric)
+    lines = [
+        f"| variant | against | paired seeds | {title} ratio, geometric mean [95% CI] | "
+        f"per-seed {title} (variant / against) |",
+        "|---|---|---|---|---|",
+    ]
+    table = variants()
+    for row, ref in pairs:
+        pr = paired_ratio(row, ref, metric, records)
+        if pr is None:
+            continue
+        a = {r["seed"]: r["metrics"][metric] for r in records[row] if r.get("status") == "ok"}
+        b = {r["seed"]: r["metrics"][metric] for r in records[ref] if r.get("status") == "ok"}
+        values = ", ".join(f"{s}: {_num(a[s], 3)}/{_num(b[s], 3)}" for s in pr.seeds)
+        lines.append(
+            f"| {table[row].label} | {table[ref].label} | {len(pr.seeds)} | "
+            f"{pr.mean:.3f} [{pr.low:.3f}, {pr.high:.3f}] | {values} |"
+        )
+    return "\n".join(lines)
+
+
 def group_section(name: str, budget: Budget, quick: bool, records: Mapping[str, list]) -> str:
     """The Markdown section of group ``name``: its title (with its budget unless that is the
-    full one) and its table."""
+    full one) and its table; paired groups add the paired-ratio table."""
     group = GROUPS[name]
     note = "" if budget.name == "full" or quick else f" (budget {budget.name})"
-    return f"### {group.title}{note}\n\n{markdown_table(group, records)}\n"
+    text = f"### {group.title}{note}\n\n{markdown_table(group, records)}\n"
+    if group.paired:
+        text += f"\nPaired by seed:\n\n{paired_table(group, records)}\n"
+    return text
 
 
 def write_report(

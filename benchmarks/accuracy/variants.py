@@ -105,7 +105,41 @@ def _build_variants() -> dict[str, Variant]:
         )
         v[f"mlp_obs{s}"] = Variant(f"bottleneck MLP, obs. noise {s}", "mlp", {}, obs_noise=s)
         v[f"vq_obs{s}"] = Variant(f"VQ, obs. noise {s}", "vq", _library("vq"), obs_noise=s)
+    _add_parametrisations(v)
     return v
+
+
+# SVQ's parametrisations (svqcast.quantizers.svq.PARAMETRISATIONS, each at its default knob)
+# and the codebook-free MLP under the same one where it applies (the codebook question)
+PARAMETRISATIONS = ("lr_scaled", "readout", "rmsnorm", "residual", "warmup")
+MLP_PARAMETRISATIONS = ("rmsnorm", "residual", "warmup")
+PARAM_LABELS = {
+    "lr_scaled": "SVQ, lr of W2 and codebook x 1/K",
+    "readout": "SVQ, readout x 1/K (init x sqrt K)",
+    "rmsnorm": "SVQ, RMS-normalised output, gain",
+    "residual": "SVQ, residual x + a SVQ(x), a = 0",
+    "warmup": "SVQ, own lr warm-up (100 steps)",
+}
+
+
+def _add_parametrisations(v: dict[str, Variant]) -> None:
+    """``svq_p_<name>`` and ``mlp_p_<name>`` rows, plus their MSE-loss and observation-noise
+    forms (``..._mse``, ``..._obs0.2``), and the MSE-loss MLP."""
+    rows = {
+        f"svq_p_{n}": (PARAM_LABELS[n], "svq", _svq(parametrisation=n)) for n in PARAMETRISATIONS
+    }
+    rows.update(
+        (f"mlp_p_{n}", (f"bottleneck MLP, {n}", "mlp", {"middim": 128, "parametrisation": n}))
+        for n in MLP_PARAMETRISATIONS
+    )
+    for name, (label, quantizer, options) in rows.items():
+        v[name] = Variant(label, quantizer, options)
+        v[f"{name}_mse"] = Variant(f"{label}, MSE loss", quantizer, options, loss="mse")
+        for s in (0.2, 0.5):
+            v[f"{name}_obs{s}"] = Variant(
+                f"{label}, obs. noise {s}", quantizer, options, obs_noise=s
+            )
+    v["mlp_mse"] = Variant("bottleneck MLP, MSE loss", "mlp", {"middim": 128}, loss="mse")
 
 
 @dataclass(frozen=True)
@@ -118,6 +152,8 @@ class Group:
     metrics: tuple[str, ...]
     title: str
     budget: str = "full"  # the key of BUDGETS its runs use (--quick: always "quick")
+    paired: bool = False  # add the paired-by-seed ratios with 95% confidence intervals
+    pairs: tuple[tuple[str, str], ...] = ()  # extra paired comparisons (row, against)
 
 
 WEATHER_METRICS = ("mae", "rmse", "wrmse")
@@ -135,6 +171,21 @@ MAIN_ROWS = (
     "mlp",
     "none_mse",
     "svq_mse",
+)
+# the codebook question: SVQ against the codebook-free MLP under the same parametrisation
+# (lr_scaled and readout only rescale the K-code sum: the plain MLP is their control)
+CODEBOOK_PAIRS = (
+    ("svq", "mlp"),
+    ("svq_p_lr_scaled", "mlp"),
+    ("svq_p_readout", "mlp"),
+    *((f"svq_p_{n}", f"mlp_p_{n}") for n in MLP_PARAMETRISATIONS),
+)
+PARAM_ROWS = (
+    "none",
+    "svq",
+    "mlp",
+    *(f"svq_p_{n}" for n in PARAMETRISATIONS),
+    *(f"mlp_p_{n}" for n in MLP_PARAMETRISATIONS),
 )
 GROUPS: dict[str, Group] = {
     "main": Group(
@@ -202,6 +253,47 @@ GROUPS: dict[str, Group] = {
         WEATHER_METRICS,
         "Ten times the budget (2,000 steps): does the SVQ gap close with training?",
         budget="long",
+    ),
+    # ---- SVQ's parametrisations (issue: SVQ that helps at every budget); seeds 0-4 for
+    # every candidate, 0-7 for no quantizer, the paper's SVQ, the MLP and the winner
+    "param": Group(
+        "weather",
+        PARAM_ROWS,
+        ("none", "svq", "svq_p_readout"),
+        WEATHER_METRICS,
+        "SVQ's parametrisations at 200 steps, against no quantizer, the paper's SVQ and the MLP",
+        paired=True,
+        pairs=CODEBOOK_PAIRS,
+    ),
+    "param_long": Group(
+        "weather",
+        PARAM_ROWS,
+        ("none", "svq_p_readout"),
+        WEATHER_METRICS,
+        "SVQ's parametrisations at 2,000 steps",
+        paired=True,
+        pairs=CODEBOOK_PAIRS,
+        budget="long",
+    ),
+    "param_noise": Group(
+        "weather",
+        tuple(
+            f"{name}_obs{s}"
+            for s in (0.2, 0.5)
+            for name in ("none", "svq", "mlp", *(f"svq_p_{n}" for n in PARAMETRISATIONS))
+        ),
+        ("none_obs0.5", "svq_p_readout_obs0.5"),
+        WEATHER_METRICS,
+        "Observation noise on the inputs with SVQ's parametrisations (200 steps)",
+        paired=True,
+    ),
+    "param_digits": Group(
+        "digits",
+        ("none_mse", "svq_mse", "mlp_mse", *(f"svq_p_{n}_mse" for n in PARAMETRISATIONS)),
+        ("none_mse", "svq_p_readout_mse"),
+        ("mae", "mse", "ssim"),
+        "Moving digits with the MSE loss, SVQ's parametrisations",
+        paired=True,
     ),
 }
 

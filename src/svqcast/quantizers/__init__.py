@@ -16,7 +16,13 @@ import importlib
 from typing import Any
 
 from svqcast.errors import ConfigError, choices_error
-from svqcast.quantizers.base import Quantizer, QuantizerOutput
+from svqcast.quantizers.base import (
+    ParamGroup,
+    Quantizer,
+    QuantizerOutput,
+    apply_group_warmup,
+    optimizer_param_groups,
+)
 
 # name -> "module:attribute" (imported on first use, so `import svqcast` stays light)
 _REGISTRY: dict[str, str] = {
@@ -77,8 +83,11 @@ def build_quantizer(name: str, dim: int, **options: Any) -> Quantizer:
 __all__ = [
     "QUANTIZERS",
     "ConfigError",
+    "ParamGroup",
     "Quantizer",
     "QuantizerOutput",
+    "apply_group_warmup",
+    "optimizer_param_groups",
     "build_quantizer",
     "quantizer_class",
     *_LAZY,  # the classes of the registry (Identity, SVQ, ..., ResidualLFQ)

@@ -36,6 +36,84 @@ _CHANNELS_LAST = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 @dataclass
+class ParamGroup:
+    """Optimiser settings a quantizer asks for some of its parameters.
+
+    ``lr_scale`` multiplies the base learning rate of these parameters (a per-group base
+    lr, so every schedule scales them alike); ``warmup_steps`` > 0 ramps their learning rate
+    linearly from 1/warmup_steps to 1 times its scheduled value over that many optimiser
+    steps, while the rest of the model trains at the full rate. The engine
+    (``svqcast.training.ForecastModule``) builds these groups; in your own loop use
+    :func:`optimizer_param_groups` and :func:`apply_group_warmup`.
+    """
+
+    name: str
+    params: list[nn.Parameter]
+    lr_scale: float = 1.0
+    warmup_steps: int = 0
+
+
+def optimizer_param_groups(model: nn.Module, lr: float) -> list[dict]:
+    """torch optimiser parameter groups for ``model``: one default group at ``lr`` with
+    every trainable parameter that no quantizer claims, then one group per
+    :class:`ParamGroup` a quantizer of ``model`` declares (``lr * lr_scale``, and the keys
+    ``name`` and ``warmup_steps``). Without such declarations: one group, as plain
+    ``Adam(model.parameters())`` builds it."""
+    claimed: dict[int, ParamGroup] = {}
+    groups: list[ParamGroup] = []
+    for module in model.modules():
+        if isinstance(module, Quantizer):
+            for group in module.optimizer_groups():
+                params = [p for p in group.params if p.requires_grad and id(p) not in claimed]
+                if params:
+                    group = ParamGroup(group.name, params, group.lr_scale, group.warmup_steps)
+                    claimed.update((id(p), group) for p in params)
+                    groups.append(group)
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in claimed]
+    out: list[dict] = [{"params": rest, "lr": lr, "name": "model", "warmup_steps": 0}]
+    for g in groups:
+        out.append(
+            {
+                "params": g.params,
+                "lr": lr * g.lr_scale,
+                "name": g.name,
+                "warmup_steps": g.warmup_steps,
+            }
+        )
+    return out
+
+
+def group_warmup_factors(optimizer: torch.optim.Optimizer, step: int) -> list[float]:
+    """The warm-up factor of each parameter group at optimiser step ``step`` (0-based):
+    ``min(1, (step + 1) / warmup_steps)`` for groups with ``warmup_steps`` > 0, else 1."""
+    factors = []
+    for group in optimizer.param_groups:
+        n = int(group.get("warmup_steps", 0) or 0)
+        factors.append(min(1.0, (step + 1) / n) if n > 0 else 1.0)
+    return factors
+
+
+class apply_group_warmup:  # noqa: N801 - used as a context manager, like torch.no_grad
+    """``with apply_group_warmup(optimizer, step): optimizer.step()``: the groups' learning
+    rates scaled by :func:`group_warmup_factors` for this one step, then restored (so any
+    learning-rate scheduler keeps owning the scheduled values)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, step: int) -> None:
+        self.optimizer = optimizer
+        self.factors = group_warmup_factors(optimizer, step)
+        self.saved: list[float] = []
+
+    def __enter__(self) -> None:
+        self.saved = [g["lr"] for g in self.optimizer.param_groups]
+        for group, factor in zip(self.optimizer.param_groups, self.factors):
+            group["lr"] = group["lr"] * factor
+
+    def __exit__(self, *exc: object) -> None:
+        for group, lr in zip(self.optimizer.param_groups, self.saved):
+            group["lr"] = lr
+
+
+@dataclass
 class QuantizerOutput:
     quantized: torch.Tensor  # exactly the input's shape and dtype
     loss: torch.Tensor  # scalar; zero when the method has no auxiliary loss
@@ -173,6 +251,11 @@ class Quantizer(nn.Module):
     @staticmethod
     def zero_loss(z: torch.Tensor) -> torch.Tensor:
         return z.new_zeros(())
+
+    def optimizer_groups(self) -> list[ParamGroup]:
+        """Parameters that need their own optimiser settings (:class:`ParamGroup`); none by
+        default: everything trains at the model's learning rate."""
+        return []
 
 
 class Identity(Quantizer):

@@ -13,6 +13,22 @@ path; the direct formula stays available (``fast=False``, :meth:`SVQ.direct`) as
 reference. With ``out_relu=True`` the fold does not apply and the direct formula runs in
 token chunks with activation checkpointing, so memory stays bounded by one chunk.
 
+``parametrisation`` chooses how the same function is parametrised and trained (the paper's
+is ``"paper"``; the others exist because a fresh SVQ's first Adam steps move its output
+thousands of times as far as a plain MLP's, see docs/svq.md):
+
+- ``lr_scaled``: the code-weight layer (W2, b2) and the codebook train at ``lr_scale``
+  times the model's learning rate (an optimiser parameter group; default 1/K);
+- ``readout``: q = alpha (h W2^T M + b2 M) with alpha = K^-readout_power, W2 and b2
+  initialised K^(readout_power - 1/2) times larger, so the output at init is the paper's
+  divided by sqrt(K) whatever the power;
+- ``rmsnorm``: q = g * y / rms(y) per token, y the paper's output, g a learnable gain (1);
+- ``residual``: q = x + a * y, a learnable scalar that starts at 0;
+- ``warmup``: the paper's function, SVQ's parameters alone ramped from 1/warmup_steps to
+  the full learning rate over ``warmup_steps`` optimiser steps.
+
+Every one keeps the fold (the extra scale, norm or residual acts on the folded output).
+
 Both work on any layout of the contract (:mod:`svqcast.quantizers.base`): tokens
 ``(..., C)`` or maps ``(N, C, *spatial)`` are flattened to ``(T, C)`` and restored.
 """
@@ -27,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from svqcast.errors import ConfigError, choices_error
-from svqcast.quantizers.base import Quantizer, QuantizerOutput
+from svqcast.quantizers.base import ParamGroup, Quantizer, QuantizerOutput
 
 CODEBOOK_INITS: tuple[str, ...] = (
     "normal",
@@ -38,6 +54,15 @@ CODEBOOK_INITS: tuple[str, ...] = (
     "trunc",
     "orthogonal",
 )
+PARAMETRISATIONS: tuple[str, ...] = (
+    "paper",
+    "lr_scaled",
+    "readout",
+    "rmsnorm",
+    "residual",
+    "warmup",
+)
+RMS_EPS = 1e-6  # the rmsnorm parametrisation's epsilon inside the root
 SPARSE_INIT_SPARSITY = 0.9  # fraction of zeros per column for init="sparse"
 NEAR_ZERO_REL = 0.01  # a weight is "near zero" when |w| < NEAR_ZERO_REL * std(all weights)
 
@@ -179,6 +204,54 @@ def sample_code_weights(quantizer: Quantizer, z: torch.Tensor, max_tokens: int) 
 # ---------------------------------------------------------------------------------- SVQ
 
 
+def finish_output(
+    tokens: torch.Tensor,
+    mixed: torch.Tensor,
+    gain: torch.Tensor | None,
+    residual_scale: torch.Tensor | None,
+) -> torch.Tensor:
+    """The last step of the ``rmsnorm`` / ``residual`` parametrisations on (T, C) outputs:
+    ``gain * mixed / rms(mixed)`` per token, or ``tokens + residual_scale * mixed``; with
+    neither, ``mixed`` itself."""
+    if gain is not None:
+        wide = mixed.float() if mixed.dtype in (torch.float16, torch.bfloat16) else mixed
+        ms = wide.square().mean(-1, keepdim=True)  # in float32 at least
+        return (mixed * torch.rsqrt(ms + RMS_EPS).to(mixed.dtype)) * gain.to(mixed.dtype)
+    if residual_scale is not None:
+        return tokens + residual_scale.to(mixed.dtype) * mixed
+    return mixed
+
+
+def _check_parametrisation(
+    name: str, lr_scale: float | None, readout_power: float | None, warmup_steps: int | None
+) -> None:
+    """ConfigError for an unknown parametrisation, or a knob set for another one."""
+    if name not in PARAMETRISATIONS:
+        raise choices_error("SVQ parametrisation", name, PARAMETRISATIONS)
+    for knob, value, owner in (
+        ("lr_scale", lr_scale, "lr_scaled"),
+        ("readout_power", readout_power, "readout"),
+        ("warmup_steps", warmup_steps, "warmup"),
+    ):
+        if value is None:
+            continue
+        if name != owner:
+            raise ConfigError(
+                f"quantizer 'svq': {knob} is an option of parametrisation {owner!r}, not of "
+                f"{name!r}; set parametrisation: {owner} or drop {knob}"
+            )
+        bad = (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+            or (knob == "warmup_steps" and not isinstance(value, int))
+        )
+        if bad:
+            kind = "a positive integer" if knob == "warmup_steps" else "a positive number"
+            raise ConfigError(f"quantizer 'svq': {knob} must be {kind}, got {value!r}")
+
+
 class SVQ(Quantizer):
     """Sparse soft vector quantization: each token becomes ``w M``, ``w`` from a small MLP.
 
@@ -201,6 +274,12 @@ class SVQ(Quantizer):
         collect_stats: compute the code-usage diagnostics in every forward (costly).
         channel_first: where the channels of the input sit (None = infer from ``ndim``:
             channel-first maps (N, C, ...) when >= 4, channel-last tokens (..., C) when <= 3).
+        parametrisation: one of :data:`PARAMETRISATIONS` (see the module docstring);
+            ``"paper"`` is the paper's code exactly.
+        lr_scale: with ``lr_scaled``, the learning-rate factor of W2, b2 and the codebook
+            (None = 1/K).
+        readout_power: with ``readout``, alpha = K^-readout_power (None = 1).
+        warmup_steps: with ``warmup``, optimiser steps of SVQ's own warm-up (None = 100).
     """
 
     def __init__(
@@ -219,8 +298,13 @@ class SVQ(Quantizer):
         chunk_size: int = 4096,
         collect_stats: bool = False,
         channel_first: bool | None = None,
+        parametrisation: str = "paper",
+        lr_scale: float | None = None,
+        readout_power: float | None = None,
+        warmup_steps: int | None = None,
     ) -> None:
         super().__init__(channel_first)
+        _check_parametrisation(parametrisation, lr_scale, readout_power, warmup_steps)
         for name, value in (
             ("dim", dim),
             ("codebook_size", codebook_size),
@@ -248,6 +332,22 @@ class SVQ(Quantizer):
         self.codebook = nn.Parameter(torch.empty(codebook_size, dim))  # (K, C)
         init_codebook_(self.codebook, init)
         self.codebook.requires_grad_(not freeze_codebook)
+
+        self.parametrisation = parametrisation
+        self.lr_scale = float(lr_scale) if lr_scale is not None else 1.0 / codebook_size
+        self.readout_power = 1.0 if readout_power is None else float(readout_power)
+        self.warmup_steps = 100 if warmup_steps is None else int(warmup_steps)
+        # alpha: a fixed multiplier of the code weights (1 unless parametrisation="readout")
+        self.readout = codebook_size**-self.readout_power if parametrisation == "readout" else 1.0
+        if parametrisation == "readout":
+            with torch.no_grad():  # output at init = the paper's / sqrt(K), for any power
+                grow = codebook_size ** (self.readout_power - 0.5)
+                self.to_weights.weight.mul_(grow)
+                self.to_weights.bias.mul_(grow)
+        self.gain = nn.Parameter(torch.ones(dim)) if parametrisation == "rmsnorm" else None
+        self.residual_scale = (
+            nn.Parameter(torch.zeros(())) if parametrisation == "residual" else None
+        )
         if freeze_mlp:
             for p in self.mlp_parameters():
                 p.requires_grad_(False)
@@ -276,9 +376,24 @@ class SVQ(Quantizer):
         return F.relu(h) if self.hid_relu else h
 
     def _weights(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(T, C) -> (T, K): the code weights w."""
+        """(T, C) -> (T, K): the code weights w (times the readout multiplier alpha)."""
         w = self.to_weights(self._hidden(tokens))
-        return F.relu(w) if self.out_relu else w
+        w = F.relu(w) if self.out_relu else w
+        return w * self.readout if self.readout != 1.0 else w
+
+    def _output(self, tokens: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
+        """The parametrisation's last step on the code mixture ``w M`` (T, C)."""
+        return finish_output(tokens, mixed, self.gain, self.residual_scale)
+
+    def optimizer_groups(self) -> list[ParamGroup]:
+        """``lr_scaled``: W2, b2 and the codebook at ``lr_scale``; ``warmup``: all of SVQ's
+        parameters with their own warm-up; otherwise none (one learning rate)."""
+        if self.parametrisation == "lr_scaled":
+            params = [*self.to_weights.parameters(), self.codebook]
+            return [ParamGroup("svq.codes", params, lr_scale=self.lr_scale)]
+        if self.parametrisation == "warmup":
+            return [ParamGroup("svq", list(self.parameters()), warmup_steps=self.warmup_steps)]
+        return []
 
     def _direct(self, tokens: torch.Tensor) -> torch.Tensor:
         return self._weights(tokens) @ self.codebook  # (T, K) @ (K, C) -> (T, C)
@@ -295,6 +410,8 @@ class SVQ(Quantizer):
         with _no_autocast(self.codebook.device):
             weight = self.codebook.t() @ self.to_weights.weight  # (C, K) @ (K, middim)
             bias = self.to_weights.bias @ self.codebook  # (K,) @ (K, C) -> (C,)
+            if self.readout != 1.0:
+                weight, bias = weight * self.readout, bias * self.readout
         return weight, bias
 
     def _folded(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -305,12 +422,14 @@ class SVQ(Quantizer):
         """(T, C) -> (T, C) by ``path`` (``folded``/``chunked``/``direct``; default self.path)."""
         path = path or self.path
         if path == "folded":
-            return self._folded(tokens)
-        if path == "chunked":
-            return chunked_map(self._direct, tokens, self.chunk_size, list(self.parameters()))
-        if path == "direct":
-            return self._direct(tokens)
-        raise choices_error("SVQ path", path, ("folded", "chunked", "direct"))
+            mixed = self._folded(tokens)
+        elif path == "chunked":
+            mixed = chunked_map(self._direct, tokens, self.chunk_size, list(self.parameters()))
+        elif path == "direct":
+            mixed = self._direct(tokens)
+        else:
+            raise choices_error("SVQ path", path, ("folded", "chunked", "direct"))
+        return self._output(tokens, mixed)
 
     def quantize(self, z: torch.Tensor, path: str | None = None) -> torch.Tensor:
         """``z`` -> same shape by ``path`` (default: the one ``forward`` uses); any layout."""
@@ -362,8 +481,8 @@ class SVQ(Quantizer):
                 h = self._hidden(tokens[s : s + self.chunk_size]).double()
                 sum_h += h.sum(0)
                 gram_h += h.t() @ h
-            a = self.to_weights.weight.double()  # (K, d)
-            b = self.to_weights.bias.double()  # (K,)
+            a = self.to_weights.weight.double() * self.readout  # (K, d)
+            b = self.to_weights.bias.double() * self.readout  # (K,)
             total = a.sum(0) @ sum_h + t * b.sum()
             total_sq = ((a.t() @ a) * gram_h).sum() + 2 * (b @ a) @ sum_h + t * (b @ b)
         else:
@@ -430,17 +549,30 @@ class SVQ(Quantizer):
             f"hid_relu={self.hid_relu}, out_relu={self.out_relu}, init={self.init!r}, "
             f"freeze_codebook={self.freeze_codebook}, path={self.path!r}"
             + ("" if self.channel_first is None else f", channel_first={self.channel_first}")
+            + (
+                ""
+                if self.parametrisation == "paper"
+                else f", parametrisation={self.parametrisation!r}"
+            )
         )
 
 
 # ---------------------------------------------------------------------------------- mlp
 
 
+MLP_PARAMETRISATIONS: tuple[str, ...] = ("paper", "rmsnorm", "residual", "warmup")
+
+
 class BottleneckMLP(Quantizer):
     """``mlp``: dim -> middim -> dim with no codebook, the control for SVQ.
 
     It computes exactly the function of an SVQ with ``out_relu=False`` whose last weight is
-    the fold ``W2^T M`` (and bias ``b2 M``): same capacity, no codes.
+    the fold ``W2^T M`` (and bias ``b2 M``): same capacity, no codes. ``parametrisation``
+    takes SVQ's forms that apply without codes (:data:`MLP_PARAMETRISATIONS`: ``paper`` =
+    the plain MLP, ``rmsnorm``, ``residual``, ``warmup`` with ``warmup_steps``), so that SVQ
+    under a parametrisation can be compared with its codebook-free twin under the same one.
+    (``lr_scaled`` and ``readout`` only rescale the K-code sum: their control is the plain
+    MLP.)
     """
 
     def __init__(
@@ -449,22 +581,47 @@ class BottleneckMLP(Quantizer):
         middim: int = 128,
         hid_relu: bool = True,
         channel_first: bool | None = None,
+        parametrisation: str = "paper",
+        warmup_steps: int | None = None,
     ) -> None:
         super().__init__(channel_first)
         check_positive("dim", dim, "quantizer 'mlp'")
         check_positive("middim", middim, "quantizer 'mlp'")
+        if parametrisation not in MLP_PARAMETRISATIONS:
+            raise choices_error("mlp parametrisation", parametrisation, MLP_PARAMETRISATIONS)
+        _check_parametrisation(parametrisation, None, None, warmup_steps)
         self.dim = dim
         self.middim = middim
         self.hid_relu = hid_relu
+        self.parametrisation = parametrisation
+        self.warmup_steps = 100 if warmup_steps is None else int(warmup_steps)
         self.hidden = nn.Linear(dim, middim)
         self.out = nn.Linear(middim, dim)
+        self.gain = nn.Parameter(torch.ones(dim)) if parametrisation == "rmsnorm" else None
+        self.residual_scale = (
+            nn.Parameter(torch.zeros(())) if parametrisation == "residual" else None
+        )
+
+    def optimizer_groups(self) -> list[ParamGroup]:
+        if self.parametrisation == "warmup":
+            return [ParamGroup("mlp", list(self.parameters()), warmup_steps=self.warmup_steps)]
+        return []
 
     def forward(self, z: torch.Tensor) -> QuantizerOutput:
         layout = self.token_layout(z)
-        h = self.hidden(layout.tokens(z))  # (T, middim)
+        tokens = layout.tokens(z)
+        h = self.hidden(tokens)  # (T, middim)
         if self.hid_relu:
             h = F.relu(h)
-        return QuantizerOutput(layout.restore(self.out(h)), self.zero_loss(z), {})
+        out = finish_output(tokens, self.out(h), self.gain, self.residual_scale)
+        return QuantizerOutput(layout.restore(out), self.zero_loss(z), {})
 
 
-__all__ = ["CODEBOOK_INITS", "SVQ", "BottleneckMLP", "init_codebook_"]
+__all__ = [
+    "CODEBOOK_INITS",
+    "MLP_PARAMETRISATIONS",
+    "PARAMETRISATIONS",
+    "SVQ",
+    "BottleneckMLP",
+    "init_codebook_",
+]

@@ -478,15 +478,21 @@ class ForecastModule(L.LightningModule):
     # ---- optimisation
 
     def configure_optimizers(self):
+        from svqcast.quantizers.base import optimizer_param_groups
+
         h = self.hparams
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        # a quantizer may ask for its own groups (SVQ's lr_scaled / warmup parametrisations);
+        # otherwise one group of every trainable parameter, as before
+        groups = optimizer_param_groups(self.model, h.lr)
+        params = groups if len(groups) > 1 else groups[0]["params"]
         cls = torch.optim.Adam if h.optimizer == "adam" else torch.optim.AdamW
         opt = cls(params, lr=h.lr, weight_decay=h.weight_decay)
         if h.scheduler == "none":
             return opt
         if h.scheduler == "onecycle":
             total = self._schedule_steps()[1]
-            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=h.lr, total_steps=total)
+            max_lr = [g["lr"] for g in opt.param_groups] if len(groups) > 1 else h.lr
+            sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total)
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         if h.scheduler_interval == "epoch":
             total = float(self.trainer.max_epochs if self.trainer.max_epochs > 0 else 1)
@@ -506,6 +512,17 @@ class ForecastModule(L.LightningModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": sched, "interval": h.scheduler_interval},
         }
+
+    def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None) -> None:
+        """The optimiser step, with the warm-up of the parameter groups that declare one
+        (SVQ's ``warmup`` parametrisation) applied on top of the scheduled learning rate."""
+        inner = getattr(optimizer, "optimizer", optimizer)
+        if not any(g.get("warmup_steps") for g in inner.param_groups):
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        from svqcast.quantizers.base import apply_group_warmup
+
+        with apply_group_warmup(inner, self.global_step):
+            return super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
 
     def _schedule_steps(self) -> tuple[int, int]:
         """(optimiser steps per epoch, optimiser steps of the whole fit), for per-step schedules.
