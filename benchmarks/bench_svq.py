@@ -24,6 +24,7 @@ is skipped with a note.
 
     python benchmarks/bench_svq.py                      # paper size, all variants, 2 threads
     python benchmarks/bench_svq.py --only svq           # SVQ fast vs direct only
+    python benchmarks/bench_svq.py --only svq_params    # SVQ's parametrisations, folded
     python benchmarks/bench_svq.py --quick              # small sizes: a smoke test
 """
 
@@ -40,8 +41,11 @@ import sys
 import time
 
 SVQ_VARIANTS = ("svq_fast", "svq_direct", "svq_out_relu")
+# the parametrisations that change the forward pass (lr_scaled and warmup compute the paper's
+# function: only the optimiser differs), each on the folded path
+PARAM_VARIANTS = ("svq_readout", "svq_rmsnorm", "svq_residual")
 BASELINES = ("vq", "rvq", "grvq", "mhvq", "fsq", "rfsq", "lfq", "rlfq", "svq_raw", "mlp", "none")
-DEFAULT = ("svq_fast", "svq_direct", *BASELINES)  # svq_out_relu only when asked (slow)
+DEFAULT = ("svq_fast", "svq_direct", *PARAM_VARIANTS, *BASELINES)  # svq_out_relu only when asked (slow)
 PAPER = {"batch": 192, "dim": 32, "height": 16, "width": 32, "codebook_size": 10000}
 QUICK = {"batch": 4, "dim": 32, "height": 8, "width": 16, "codebook_size": 1000}
 
@@ -95,6 +99,9 @@ def build(name: str, dim: int, codebook_size: int, middim: int):
         return SVQ(dim, codebook_size=codebook_size, middim=middim, fast=False)
     if name == "svq_out_relu":
         return SVQ(dim, codebook_size=codebook_size, middim=middim, out_relu=True)
+    if name in PARAM_VARIANTS:
+        form = name.removeprefix("svq_")
+        return SVQ(dim, codebook_size=codebook_size, middim=middim, parametrisation=form)
     return build_quantizer(name, dim)
 
 
@@ -181,12 +188,14 @@ def expand(only: str | None) -> list[str]:
         part = part.strip()
         if part == "svq":
             names += ["svq_fast", "svq_direct"]
-        elif part in SVQ_VARIANTS or part in BASELINES:
+        elif part == "svq_params":
+            names += ["svq_fast", *PARAM_VARIANTS]
+        elif part in SVQ_VARIANTS or part in PARAM_VARIANTS or part in BASELINES:
             names.append(part)
         elif part:
             raise SystemExit(
-                f"bench_svq: unknown variant {part!r}; choose from svq, "
-                f"{', '.join(SVQ_VARIANTS + BASELINES)}"
+                f"bench_svq: unknown variant {part!r}; choose from svq, svq_params, "
+                f"{', '.join(SVQ_VARIANTS + PARAM_VARIANTS + BASELINES)}"
             )
     return list(dict.fromkeys(names))
 
