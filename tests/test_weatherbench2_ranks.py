@@ -10,12 +10,17 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from test_training import TINY, trainer
 from test_weatherbench2 import OPTS, make_store
 
+from svqcast.data.datamodule import ForecastDataModule
 from svqcast.data.datasets import weatherbench2 as wb2
+from svqcast.training.module import ForecastModule
 
 # One "rank": waits for the go file, loads with the cache on, records every statistics pass
 # (slowed down so that the two ranks overlap) and prints what it got.
@@ -118,3 +123,70 @@ def test_interrupted_cache_write_leaves_no_cache_and_broken_files_are_recomputed
         again = wb2.load("weatherbench2", tmp_path, **opts)  # recomputed, not an error
         np.testing.assert_array_equal(again.climatology.mean, first.climatology.mean)
     assert np.load(clim_file).shape == first.climatology.mean.shape  # and saved again whole
+
+
+def test_without_file_locks_the_cache_is_still_written(store, tmp_path, monkeypatch):
+    import filelock
+
+    def unsupported(self, *args, **kwargs):  # what filelock raises where flock is ENOSYS
+        raise NotImplementedError("FileSystem does not appear to support flock")
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", unsupported)
+    opts = {**OPTS, "path": str(store)}
+    first = wb2.load("weatherbench2", tmp_path, **opts)
+    assert first.spec.extra["stats_cache"] and Path(first.spec.extra["stats_cache"]).is_file()
+    again = wb2.load("weatherbench2", tmp_path, **opts)
+    assert again.spec.extra["stats_cache"] == first.spec.extra["stats_cache"]
+    np.testing.assert_array_equal(again.climatology.mean, first.climatology.mean)
+
+
+def build(root, store):
+    torch.manual_seed(0)
+    options = {**OPTS, "path": str(store)}
+    data = ForecastDataModule("weatherbench2", root=str(root), batch_size=4, options=options)
+    module = ForecastModule(
+        **TINY,
+        quantizer="svq",
+        quantizer_options={"codebook_size": 32},
+        plots=False,
+        spec=data.spec.to_dict(),
+    )
+    return module, data
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_ddp_fit_and_test_over_the_lazy_zarr_equal_one_process(store, tmp_path):
+    """17 test windows in batches of 4: the ranks get 9 and 8 windows (3 and 2 batches)."""
+    module, data = build(tmp_path / "parent", store)
+    init = {k: v.clone() for k, v in module.state_dict().items()}
+    # a data module that has not loaded yet, on a root without a cache: both ranks load it
+    # (and compute or read the statistics cache) at the same time in setup
+    fresh = ForecastDataModule(
+        "weatherbench2", root=str(tmp_path / "ranks"), batch_size=4, options=data.options
+    )
+    fit = trainer(tmp_path / "fit", strategy="ddp_spawn", devices=2, max_epochs=1)
+    fit.fit(module, fresh)
+    trained = {k: v.clone() for k, v in module.state_dict().items()}  # back from rank 0
+    assert any(not torch.equal(init[k], v) for k, v in trained.items())
+    cache = tmp_path / "ranks" / wb2.CACHE_DIR
+    assert len(list(cache.glob("*.json"))) == len(list(cache.glob("*.npy"))) == 1
+    meta = json.loads(next(cache.glob("*.json")).read_text())
+    np.testing.assert_allclose(meta["normalizer"]["mean"], data.spec.normalizer.mean, rtol=1e-12)
+
+    def trained_module():  # a fresh module (no state of an earlier test) with those weights
+        module, data = build(tmp_path / "parent", store)
+        module.load_state_dict(trained)
+        return module, data
+
+    single = trainer(tmp_path / "one").test(*trained_module())[0]
+    one = json.loads((tmp_path / "one" / "test_metrics.json").read_text())["rows"]
+    ddp = trainer(tmp_path / "two", strategy="ddp_spawn", devices=2)
+    two_res = ddp.test(*trained_module())[0]
+    two = json.loads((tmp_path / "two" / "test_metrics.json").read_text())["rows"]
+    assert one.keys() == two.keys() == {"simvp+svq", "persistence", "climatology"}
+    for name in one:
+        for key, value in one[name].items():
+            assert two[name][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
+    for key in ("test_mae", "test_rmse", "test_persistence_mae"):
+        assert two_res[key] == pytest.approx(single[key], rel=1e-6)

@@ -15,7 +15,8 @@ variables such as ``temperature``), typically 6-hourly. Options:
 - ``cache`` (default true): keep the statistics under
   ``<root>/.svqcast/weatherbench2/<key>.json`` (+ ``.climatology.npy``), key = a hash of the
   path and the options that change them (variables, levels, time_step, train years) and the
-  store's time axis.
+  store's time axis; processes loading at once (DDP ranks) compute it once, under an OS
+  lock on ``<key>.lock``.
 
 Laziness: only the time axis and coordinates are loaded. :class:`ZarrWindows` holds the
 store's frame indices of its split; ``__getitem__`` opens the store once per process and
@@ -357,7 +358,8 @@ def _cached(root, key, compute):
     Several processes (DDP ranks, nodes on a shared filesystem) may load at once: the first
     takes an OS lock on ``<key>.lock`` and computes; the others wait for it, then read its
     files. Both files are written atomically (:mod:`svqcast.io`), the climatology first, so
-    a reader sees a complete entry or none."""
+    a reader sees a complete entry or none (also where the filesystem has no file locks and
+    every process computes)."""
     meta_path, clim_path = _cache_paths(root, key)
     found = _read_cache(meta_path, clim_path, key)
     if found is not None:
@@ -368,11 +370,12 @@ def _cached(root, key, compute):
     try:
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire()
-    except OSError:  # an unwritable root: compute, save nothing
-        return (*compute(), None)
+        locked = True
+    except (OSError, NotImplementedError):  # unwritable root, or no file locks there
+        locked = False  # every process computes; the atomic writes keep the files whole
     try:
-        found = _read_cache(meta_path, clim_path, key)  # written while this one waited
-        if found is not None:
+        found = _read_cache(meta_path, clim_path, key) if locked else None
+        if found is not None:  # written while this process waited for the lock
             return found
         norm, clim = compute()
         try:
@@ -384,7 +387,8 @@ def _cached(root, key, compute):
             return norm, clim, None
         return norm, clim, str(meta_path)
     finally:
-        lock.release()
+        if locked:
+            lock.release()
 
 
 # ----------------------------------------------------------------------------- load
