@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_training import TINY, trainer
+from test_ddp import assert_same_test_metrics, tiny_svq
+from test_training import trainer
 from test_weatherbench2 import OPTS, make_store
 
 from svqcast.data.datamodule import ForecastDataModule
 from svqcast.data.datasets import weatherbench2 as wb2
-from svqcast.training.module import ForecastModule
 
 # One "rank": waits for the go file, loads with the cache on, records every statistics pass
 # (slowed down so that the two ranks overlap) and prints what it got.
@@ -144,14 +144,7 @@ def build(root, store):
     torch.manual_seed(0)
     options = {**OPTS, "path": str(store)}
     data = ForecastDataModule("weatherbench2", root=str(root), batch_size=4, options=options)
-    module = ForecastModule(
-        **TINY,
-        quantizer="svq",
-        quantizer_options={"codebook_size": 32},
-        plots=False,
-        spec=data.spec.to_dict(),
-    )
-    return module, data
+    return tiny_svq(data.spec), data
 
 
 @pytest.mark.slow
@@ -180,13 +173,6 @@ def test_ddp_fit_and_test_over_the_lazy_zarr_equal_one_process(store, tmp_path):
         return module, data
 
     single = trainer(tmp_path / "one").test(*trained_module())[0]
-    one = json.loads((tmp_path / "one" / "test_metrics.json").read_text())["rows"]
     ddp = trainer(tmp_path / "two", strategy="ddp_spawn", devices=2)
     two_res = ddp.test(*trained_module())[0]
-    two = json.loads((tmp_path / "two" / "test_metrics.json").read_text())["rows"]
-    assert one.keys() == two.keys() == {"simvp+svq", "persistence", "climatology"}
-    for name in one:
-        for key, value in one[name].items():
-            assert two[name][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
-    for key in ("test_mae", "test_rmse", "test_persistence_mae"):
-        assert two_res[key] == pytest.approx(single[key], rel=1e-6)
+    assert_same_test_metrics(tmp_path / "one", single, tmp_path / "two", two_res)
