@@ -19,6 +19,7 @@ from test_ddp import assert_same_test_metrics, tiny_svq
 from test_training import trainer
 from test_weatherbench2 import OPTS, make_store
 
+from svqcast.cli import main
 from svqcast.data.datamodule import ForecastDataModule
 from svqcast.data.datasets import weatherbench2 as wb2
 
@@ -176,3 +177,22 @@ def test_ddp_fit_and_test_over_the_lazy_zarr_equal_one_process(store, tmp_path):
     ddp = trainer(tmp_path / "two", strategy="ddp_spawn", devices=2)
     two_res = ddp.test(*trained_module())[0]
     assert_same_test_metrics(tmp_path / "one", single, tmp_path / "two", two_res)
+
+
+def test_data_check_computes_the_cache_a_fit_then_reads(store, tmp_path, capsys, monkeypatch):
+    """The recipe of training.md: `svqcast data check` before a multi-node job writes the
+    cache that the ranks' load then finds (no statistics pass of their own)."""
+    args = ["data", "check", "weatherbench2", "--root", str(tmp_path), "--option"]
+    args += [f"path={store}", "--option", "variables=[2m_temperature, temperature]"]
+    args += ["--option", "levels=[500, 850]", "--option", "train_years=[2001,2001]"]
+    args += ["--option", "val_years=[2002,2002]", "--option", "test_years=[2003,2003]"]
+    assert main(args) == 0 and "weatherbench2: ok" in capsys.readouterr().out
+    assert len(list((tmp_path / wb2.CACHE_DIR).glob("*.climatology.npy"))) == 1
+    data = ForecastDataModule(
+        "weatherbench2", root=str(tmp_path), options={**OPTS, "path": str(store)}
+    )
+    passes = []
+    real = wb2.streaming_stats
+    monkeypatch.setattr(wb2, "streaming_stats", lambda *a, **k: passes.append(1) or real(*a, **k))
+    assert data.spec.extra["stats_cache"].startswith(str(tmp_path / wb2.CACHE_DIR))
+    assert passes == []
