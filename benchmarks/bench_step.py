@@ -49,11 +49,12 @@ class Variant:
     times: list[float]
 
 
-def make_variant(name: str, precision: str, size: dict, seed: int) -> Variant:
-    torch.manual_seed(seed)
+def build_model(name: str, size: dict, in_shape: tuple[int, ...] = IN_SHAPE) -> SimVP:
+    """SimVP-gSTA of the t2m configuration (hid_S 32, N_S 2) for variant ``name`` of
+    QUANTIZERS, at ``size`` (FULL or QUICK) and input shape ``in_shape`` (T, C, H, W)."""
     options = QUANTIZERS[name]
-    model = SimVP(
-        IN_SHAPE,
+    return SimVP(
+        in_shape,
         hid_S=32,
         hid_T=size["hid_T"],
         N_S=2,
@@ -65,6 +66,13 @@ def make_variant(name: str, precision: str, size: dict, seed: int) -> Variant:
         if options is None
         else {"codebook_size": size["codebook_size"], **options},
     ).train()
+
+
+def make_variant(
+    name: str, precision: str, size: dict, seed: int, in_shape: tuple[int, ...] = IN_SHAPE
+) -> Variant:
+    torch.manual_seed(seed)
+    model = build_model(name, size, in_shape)
     if precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

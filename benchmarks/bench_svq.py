@@ -170,10 +170,16 @@ def run_variant(name: str, args: argparse.Namespace) -> dict | str:
     for key in ("threads", "reps", "warmup", "batch", "dim", "height", "width"):
         cmd += [f"--{key}", str(getattr(args, key))]
     cmd += ["--codebook-size", str(args.codebook_size), "--middim", str(args.middim)]
+    return run_worker(cmd, args.timeout)
+
+
+def run_worker(cmd: list[str], timeout: float) -> dict | str:
+    """Run a worker process that prints one JSON line last: that dict, or a one-line reason
+    why there is none (timeout, non-zero exit: its last line of output)."""
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return f"timed out after {args.timeout} s"
+        return f"timed out after {timeout} s"
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout).strip().splitlines() or ["no output"]
         return lines[-1]

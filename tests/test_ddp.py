@@ -16,24 +16,27 @@ from test_training import TINY, TinyData, trainer
 from svqcast.training.module import ForecastModule
 
 
-def build(tmp_path):
-    torch.manual_seed(0)
-    data = TinyData(n_train=8, n_val=4, n_test=9, batch_size=4)
-    module = ForecastModule(
+def tiny_svq(spec) -> ForecastModule:
+    """The small SimVP+SVQ module of the DDP tests, for data of DataSpec ``spec``."""
+    return ForecastModule(
         **TINY,
         quantizer="svq",
         quantizer_options={"codebook_size": 32},
         plots=False,
-        spec=data.spec.to_dict(),
+        spec=spec.to_dict(),
     )
-    return module, data
+
+
+def build(tmp_path):
+    torch.manual_seed(0)
+    data = TinyData(n_train=8, n_val=4, n_test=9, batch_size=4)
+    return tiny_svq(data.spec), data
 
 
 @pytest.mark.slow
 def test_ddp_test_metrics_equal_single_process(tmp_path):
     module, data = build(tmp_path)
     single = trainer(tmp_path / "one").test(module, data)[0]
-    one = json.loads((tmp_path / "one" / "test_metrics.json").read_text())["rows"]
 
     module, data = build(tmp_path)
     ddp = trainer(
@@ -42,11 +45,17 @@ def test_ddp_test_metrics_equal_single_process(tmp_path):
     ddp.fit(module, data)  # one short DDP epoch: the training loop runs under DDP too
     module, data = build(tmp_path)
     two_res = trainer(tmp_path / "two", strategy="ddp_spawn", devices=2).test(module, data)[0]
-    two = json.loads((tmp_path / "two" / "test_metrics.json").read_text())["rows"]
+    assert_same_test_metrics(tmp_path / "one", single, tmp_path / "two", two_res)
 
+
+def assert_same_test_metrics(one_dir, one_res, two_dir, two_res) -> None:
+    """The reports (test_metrics.json) and returned metrics of two test runs agree to
+    relative 1e-6: every row (model, persistence, climatology) and every metric."""
+    one = json.loads((one_dir / "test_metrics.json").read_text())["rows"]
+    two = json.loads((two_dir / "test_metrics.json").read_text())["rows"]
     assert one.keys() == two.keys() == {"simvp+svq", "persistence", "climatology"}
     for name in one:
         for key, value in one[name].items():
             assert two[name][key] == pytest.approx(value, rel=1e-6, abs=1e-9), (name, key)
     for key in ("test_mae", "test_rmse", "test_persistence_mae"):
-        assert two_res[key] == pytest.approx(single[key], rel=1e-6)
+        assert two_res[key] == pytest.approx(one_res[key], rel=1e-6)

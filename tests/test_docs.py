@@ -16,7 +16,10 @@ writes, and is skipped). A fence is classified by its info string:
   (and its overrides are validated against the preset's configuration), ``python SCRIPT``
   with ``--help`` (exit 0, and every ``--option`` of the line must be one of the script's),
   ``python -m MODULE`` checks that the module and the paths given exist, ``make TARGET``
-  checks that the Makefile has the target. Any other command fails;
+  checks that the Makefile has the target; a launcher in front of an ``svqcast`` command,
+  ``torchrun [OPTIONS] -m svqcast.cli ...`` (its options checked against torchrun's
+  ``--help``) or ``srun [OPTIONS] svqcast ...``, is set aside and the command checked as
+  above. Any other command fails;
 - ``yaml``: parsed; a configuration (top-level trainer/model/data keys) is validated by the
   command's parser; ``yaml file=NAME`` is also written to NAME for the blocks after it;
 - ``text``: program output, trees, tables of text: not executed.
@@ -204,9 +207,43 @@ def make_targets() -> frozenset[str]:
     return frozenset(re.findall(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", text, flags=re.M))
 
 
+@cache
+def torchrun_help() -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, f"torchrun --help exited {proc.returncode}"
+    return proc.stdout
+
+
+def without_launcher(where: str, words: list[str]) -> list[str]:
+    """``torchrun [OPTIONS] -m svqcast.cli ARGS`` or ``srun [OPTIONS] svqcast ARGS`` ->
+    ``svqcast ARGS`` (torchrun's options checked); any other command as it is."""
+    prog = os.path.basename(words[0])
+    if prog == "torchrun":
+        assert "-m" in words, f"{where}: torchrun without -m svqcast.cli"
+        at = words.index("-m")
+        assert words[at + 1 : at + 2] == ["svqcast.cli"], f"{where}: torchrun -m {words[at + 1]}"
+        for word in words[1:at]:
+            if word.startswith("--"):
+                option = word.split("=")[0]
+                assert re.search(rf"{re.escape(option)}\b", torchrun_help()), (
+                    f"{where}: torchrun has no option {option}"
+                )
+        return ["svqcast", *words[at + 2 :]]
+    if prog == "srun":
+        at = next((i for i, w in enumerate(words) if w == "svqcast"), None)
+        assert at is not None, f"{where}: srun of something other than svqcast"
+        return words[at:]
+    return words
+
+
 def check_dry_run(where: str, cmd: str) -> None:
     """Check a command that the tests cannot run, without doing its work."""
-    words = shlex.split(cmd, comments=True)
+    words = without_launcher(where, shlex.split(cmd, comments=True))
     prog, args = os.path.basename(words[0]), words[1:]
     if prog == "svqcast" and args[:1] and args[0] in LIGHTNING:
         rc, out, err = run_svqcast([*args, "--print_config"])
@@ -253,7 +290,8 @@ def check_dry_run(where: str, cmd: str) -> None:
     else:
         raise AssertionError(
             f"{where}: `{cmd}` cannot be checked in a dry-run block; allowed: svqcast "
-            "fit|validate|test|reproduce NAME, python SCRIPT, python -m MODULE, make TARGET"
+            "fit|validate|test|reproduce NAME (also behind torchrun -m svqcast.cli or srun), "
+            "python SCRIPT, python -m MODULE, make TARGET"
         )
 
 
@@ -354,3 +392,20 @@ def test_inventory():
                 assert anchor in anchors(path), f"{_id(doc)}: no heading #{anchor} in {target}"
     print(f"{'all':24} {dict(total)}")
     assert total["python"] and total["bash"] and total["dry-run"]
+
+
+def test_dry_run_sets_launchers_aside_and_checks_what_they_run():
+    fit = "svqcast fit --trainer.devices 2 --name x"
+    assert without_launcher(
+        "w", shlex.split(f"torchrun --nproc_per_node 2 -m svqcast.cli {fit[8:]}")
+    ) == (shlex.split(fit))
+    assert without_launcher("w", shlex.split(f"srun --ntasks-per-node 2 {fit}")) == shlex.split(fit)
+    for bad in (
+        "torchrun --nproc_per_nod 2 -m svqcast.cli fit",  # no such torchrun option
+        "torchrun --nproc_per_node 2 -m other.module fit",
+        "srun hostname",
+    ):
+        with pytest.raises(AssertionError):
+            without_launcher("w", shlex.split(bad))
+    with pytest.raises(AssertionError, match="no_such_key"):  # the command itself is checked
+        check_dry_run("w", "torchrun --nproc_per_node 2 -m svqcast.cli fit --model.no_such_key 1")

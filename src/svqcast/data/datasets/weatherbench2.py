@@ -15,7 +15,8 @@ variables such as ``temperature``), typically 6-hourly. Options:
 - ``cache`` (default true): keep the statistics under
   ``<root>/.svqcast/weatherbench2/<key>.json`` (+ ``.climatology.npy``), key = a hash of the
   path and the options that change them (variables, levels, time_step, train years) and the
-  store's time axis.
+  store's time axis; processes loading at once (DDP ranks) compute it once, under an OS
+  lock on ``<key>.lock``.
 
 Laziness: only the time axis and coordinates are loaded. :class:`ZarrWindows` holds the
 store's frame indices of its split; ``__getitem__`` opens the store once per process and
@@ -50,6 +51,7 @@ from svqcast.data.reader_times import (
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.data.windows import climatology_phases, contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, SvqcastError, one_line
+from svqcast.io import atomic_write_text, atomic_write_with
 
 DEFAULTS: dict[str, Any] = {
     "path": None,
@@ -334,26 +336,59 @@ def _cache_paths(root: str | Path, key: dict[str, Any]) -> tuple[Path, Path]:
     return base.with_suffix(".json"), base.with_suffix(".climatology.npy")
 
 
+def _read_cache(meta_path: Path, clim_path: Path, key: dict[str, Any]):
+    """(Normalizer, Climatology, meta path) of a complete cache entry for ``key``, else None
+    (missing, for another key, or broken: recomputed)."""
+    if not (meta_path.is_file() and clim_path.is_file()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != key:
+            return None
+        norm = Normalizer.from_dict(meta["normalizer"])
+        return norm, Climatology(np.load(clim_path)), str(meta_path)
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
 def _cached(root, key, compute):
-    """(Normalizer, Climatology) from the cache for ``key``, else ``compute()`` saved there
-    (an unwritable root only skips the saving)."""
+    """(Normalizer, Climatology, cache file) from the cache for ``key``, else ``compute()``
+    saved there (an unwritable root only skips the saving).
+
+    Several processes (DDP ranks, nodes on a shared filesystem) may load at once: the first
+    takes an OS lock on ``<key>.lock`` and computes; the others wait for it, then read its
+    files. Both files are written atomically (:mod:`svqcast.io`), the climatology first, so
+    a reader sees a complete entry or none (also where the filesystem has no file locks and
+    every process computes)."""
     meta_path, clim_path = _cache_paths(root, key)
-    if meta_path.is_file() and clim_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("key") == key:
-                norm = Normalizer.from_dict(meta["normalizer"])
-                return norm, Climatology(np.load(clim_path)), str(meta_path)
-        except (OSError, ValueError, KeyError):
-            pass  # a broken cache is recomputed
-    norm, clim = compute()
+    found = _read_cache(meta_path, clim_path, key)
+    if found is not None:
+        return found
+    from filelock import FileLock
+
+    lock = FileLock(meta_path.with_suffix(".lock"))
     try:
         meta_path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(clim_path, clim.mean)
-        meta_path.write_text(json.dumps({"key": key, "normalizer": norm.to_dict()}, indent=1))
-    except OSError:
-        return norm, clim, None
-    return norm, clim, str(meta_path)
+        lock.acquire()
+        locked = True
+    except (OSError, NotImplementedError):  # unwritable root, or no file locks there
+        locked = False  # every process computes; the atomic writes keep the files whole
+    try:
+        found = _read_cache(meta_path, clim_path, key) if locked else None
+        if found is not None:  # written while this process waited for the lock
+            return found
+        norm, clim = compute()
+        try:
+            atomic_write_with(clim_path, lambda f: np.save(f, clim.mean))
+            atomic_write_text(
+                meta_path, json.dumps({"key": key, "normalizer": norm.to_dict()}, indent=1)
+            )
+        except OSError:
+            return norm, clim, None
+        return norm, clim, str(meta_path)
+    finally:
+        if locked:
+            lock.release()
 
 
 # ----------------------------------------------------------------------------- load
