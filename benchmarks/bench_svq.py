@@ -45,7 +45,12 @@ SVQ_VARIANTS = ("svq_fast", "svq_direct", "svq_out_relu")
 # function: only the optimiser differs), each on the folded path
 PARAM_VARIANTS = ("svq_readout", "svq_rmsnorm", "svq_residual")
 BASELINES = ("vq", "rvq", "grvq", "mhvq", "fsq", "rfsq", "lfq", "rlfq", "svq_raw", "mlp", "none")
-DEFAULT = ("svq_fast", "svq_direct", *PARAM_VARIANTS, *BASELINES)  # svq_out_relu only when asked (slow)
+DEFAULT = (
+    "svq_fast",
+    "svq_direct",
+    *PARAM_VARIANTS,
+    *BASELINES,
+)  # svq_out_relu only when asked (slow)
 PAPER = {"batch": 192, "dim": 32, "height": 16, "width": 32, "codebook_size": 10000}
 QUICK = {"batch": 4, "dim": 32, "height": 8, "width": 16, "codebook_size": 1000}
 

@@ -194,6 +194,14 @@ def test_report_trains_nothing_and_tables_the_saved_runs(tmp_path, monkeypatch):
     missing = next(ln for ln in lines if "not run (--report)" in ln)
     assert "weather-svq-seed1" in missing and "weather-lfq-seed0" in missing
     assert "weather-none-seed0" not in missing
+    # --name writes the same tables under another stem, leaving accuracy.md alone
+    other = study.run_benchmark(
+        ["main"], seeds=[0, 1], out_dir=tmp_path, report=True, report_name="mine", log=print
+    )
+    assert other == tmp_path / "mine.md" and other.read_text() == text
+    assert (tmp_path / "mine.json").is_file() and md.read_text() == text
+    with pytest.raises(ConfigError, match="--name"):
+        study.run_benchmark(["main"], out_dir=tmp_path, report=True, report_name="../x")
 
 
 def test_budget_fingerprint_changes_with_the_budget():
@@ -340,7 +348,7 @@ def test_relu_placement_rows_cover_the_papers_four_combinations():
 
 
 def _rec(seed: int, mae: float) -> dict:
-    return {"seed": seed, "status": "ok", "metrics": {"mae": mae}}
+    return {"seed": seed, "status": "ok", "metrics": {"mae": mae}, "step_seconds": 0.1}
 
 
 def test_paired_ratio_is_the_t_interval_of_the_log_ratios_over_shared_seeds():

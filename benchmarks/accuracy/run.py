@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: write the tables from the runs already saved under --out",
     )
+    parser.add_argument(
+        "--name",
+        default="accuracy",
+        help="stem of the tables written into --out: NAME.md and NAME.json (default accuracy)",
+    )
     parser.add_argument("--list", action="store_true", help="list the groups and rows, then exit")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser
@@ -106,6 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             isolate=not args.no_isolate,
             rows=None if args.rows is None else [r for r in args.rows.split(",") if r],
             report=args.report,
+            report_name=args.name,
             log=lambda msg: print(msg, flush=True),
         )
     except SvqcastError as exc:

@@ -131,11 +131,13 @@ def run_benchmark(
     isolate: bool = True,
     rows: Sequence[str] | None = None,
     report: bool = False,
+    report_name: str = "accuracy",
     log=print,
 ) -> Path:
-    """Run the groups (only their ``rows``, if given), write ``accuracy.json`` and
-    ``accuracy.md`` into ``out_dir``; return the Markdown path. Finished runs are reused
-    (resume); with ``report`` nothing is trained and the tables show the saved runs."""
+    """Run the groups (only their ``rows``, if given), write ``<report_name>.json``
+    and ``<report_name>.md`` (default ``accuracy``) into ``out_dir``; return the Markdown path.
+    Finished runs are reused (resume); with ``report`` nothing is trained and the tables
+    show the saved runs."""
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         raise ConfigError(
@@ -185,5 +187,6 @@ def run_benchmark(
         threads=threads,
         sections=sections,
         raw=raw,
+        name=report_name,
         log=log,
     )

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from svqcast.errors import ConfigError
 from svqcast.io import atomic_write_text
 
 from .runner import write_json
@@ -249,6 +250,7 @@ def write_report(
     threads: int | None,
     sections: Sequence[str],
     raw: Mapping[str, Mapping[str, list[dict[str, Any]]]],
+    name: str = "accuracy",
     log=print,
 ) -> Path:
     """Write ``accuracy[_quick].json`` (budgets, seeds, machine and every record by group and
@@ -256,7 +258,9 @@ def write_report(
     ``out_dir``; return the Markdown path. ``budgets`` maps each group to its budget."""
     used = {b.name: b for b in budgets.values()}  # each budget described once, in group order
     suffix = "_quick" if quick else ""
-    stem = out_dir / f"accuracy{suffix}"
+    if not name or "/" in name or name.startswith("."):
+        raise ConfigError(f"--name must be a plain file stem such as accuracy, got {name!r}")
+    stem = out_dir / f"{name}{suffix}"
     meta = {
         "budgets": {b.name: asdict(b) for b in used.values()},
         "fingerprints": {b.name: b.fingerprint() for b in used.values()},
