@@ -247,6 +247,21 @@ def test_preset_matches_the_official_config(name):
     assert m.get("optimizer", "adam") == "adam" and m.get("weight_decay", 0.0) == 0.0
 
 
+@pytest.mark.parametrize("name", sorted(reproduce.PRESETS))
+def test_every_svq_preset_builds_the_papers_parametrisation(name):
+    """The paper's experiments train the paper's SVQ: whatever the library default, every
+    preset's SVQ is ``parametrisation: paper`` once built."""
+    from svqcast.quantizers import build_quantizer
+
+    m = reproduce.preset_config(name)["model"]
+    if m["quantizer"] != "svq":
+        return
+    opts = dict(m.get("quantizer_options") or {})
+    assert opts.get("parametrisation", "paper") == "paper"
+    opts["codebook_size"] = 16  # the parametrisation, not the size, is under test
+    assert build_quantizer("svq", 4, **opts).parametrisation == "paper"
+
+
 def test_the_fit_command_builds_the_presets_early_stopping():
     """`svqcast fit --config` (and so `svqcast reproduce`) instantiates the preset's callback."""
     from lightning.pytorch.callbacks import EarlyStopping
