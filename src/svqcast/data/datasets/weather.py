@@ -27,207 +27,44 @@ Conventions (documented in docs/data.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from svqcast.data import reader
-from svqcast.data.base import PROTOCOLS, Splits, year_range
+from svqcast.data.base import PROTOCOLS, Climatology, Splits, year_range
+from svqcast.data.datasets.weather_layout import (  # noqa: F401 - the names users import
+    DATASETS,
+    GRID,
+    HMV_LEVELS,
+    MULTI_VARIABLE,
+    RESOLUTIONS,
+    ROOT_DIR,
+    Field,
+    WeatherSet,
+    _ranges,
+    _set,
+    _years_present,
+    describe,
+    field_channels,
+    file_path,
+    grid_error,
+    is_present,
+    layout,
+    resolution_of,
+    resolutions_present,
+    root_dir,
+)
 from svqcast.data.spec import Channel, DataSpec, Normalizer
-from svqcast.data.windows import (
-    ArrayWindows,
-    climatology_phases,
-    contiguous_starts,
-    fit_climatology,
-    window_offsets,
-)
+from svqcast.data.streaming import StreamingStats, chunk_frames, rechunk
+from svqcast.data.windows import ArrayWindows, climatology_phases, contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
-
-ROOT_DIR = "weather_5_625deg"  # the default resolution's folder
-GRID = (32, 64)  # (lat, lon) of the 5.625 deg grid
-# resolution (deg, as in the file names) -> (lat, lon) grid, as WeatherBench ships them
-RESOLUTIONS = {"5.625": (32, 64), "2.8125": (64, 128), "1.40625": (128, 256)}
-
-
-def resolution_of(value: Any = None) -> str:
-    """The resolution key ("5.625", "2.8125", "1.40625") of 5.625 / "2_8125" / None (default)."""
-    try:
-        deg = float(str("5.625" if value is None else value).replace("_", "."))
-    except ValueError:
-        deg = None
-    for key in RESOLUTIONS:
-        if deg == float(key):
-            return key
-    raise ConfigError(f"resolution must be one of {', '.join(RESOLUTIONS)} (deg), got {value!r}")
-
-
-def root_dir(resolution: Any = None) -> str:
-    """The folder of one resolution under the data root: weather_5_625deg, ..."""
-    return f"weather_{resolution_of(resolution).replace('.', '_')}deg"
-
-
-@dataclass(frozen=True)
-class Field:
-    """One WeatherBench variable: its folder (also the file prefix) and netCDF name."""
-
-    directory: str
-    var: str
-    has_level: bool = False
-
-
-@dataclass(frozen=True)
-class WeatherSet:
-    """Constants of one weather dataset name."""
-
-    description: str
-    fields: tuple[Field, ...]
-    levels: tuple[int, ...] | None = None  # hPa, for fields with a level dim
-    in_len: int = 12
-    out_len: int = 12
-    step_hours: int = 1
-    train_years: tuple[int, int] = (2010, 2015)
-    val_years: tuple[int, int] = (2016, 2016)
-    test_years: tuple[int, int] = (2017, 2018)
-
-
-_PRESSURE = tuple(
-    Field(d, v, has_level=True)
-    for d, v in (
-        ("relative_humidity", "r"),
-        ("temperature", "t"),
-        ("u_component_of_wind", "u"),
-        ("v_component_of_wind", "v"),
-    )
-)
-
-# weather_hmv: every pressure-level variable of WeatherBench at all its levels, then every
-# single-level one (the order of the paper's code, channels level-major within a variable)
-HMV_LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
-_PRESSURE_ALL = tuple(
-    Field(d, v, has_level=True)
-    for d, v in (
-        ("geopotential", "z"),
-        ("potential_vorticity", "pv"),
-        ("relative_humidity", "r"),
-        ("specific_humidity", "q"),
-        ("temperature", "t"),
-        ("u_component_of_wind", "u"),
-        ("v_component_of_wind", "v"),
-        ("vorticity", "vo"),
-    )
-)
-_SINGLE_ALL = tuple(
-    Field(d, v)
-    for d, v in (
-        ("10m_u_component_of_wind", "u10"),
-        ("10m_v_component_of_wind", "v10"),
-        ("2m_temperature", "t2m"),
-        ("toa_incident_solar_radiation", "tisr"),
-        ("total_cloud_cover", "tcc"),
-        ("total_precipitation", "tp"),
-    )
-)
-
-DATASETS: dict[str, WeatherSet] = {
-    "weather_t2m": WeatherSet(
-        "WeatherBench 5.625 deg 2 m temperature t2m (K), hourly, 12 -> 12",
-        (Field("2m_temperature", "t2m"),),
-    ),
-    "weather_r": WeatherSet(
-        "WeatherBench 5.625 deg relative humidity r at 1000 hPa (%), hourly, 12 -> 12",
-        (Field("relative_humidity", "r", has_level=True),),
-        levels=(1000,),
-    ),
-    "weather_uv10": WeatherSet(
-        "WeatherBench 5.625 deg 10 m wind u10, v10 (m s-1), hourly, 12 -> 12",
-        (Field("10m_u_component_of_wind", "u10"), Field("10m_v_component_of_wind", "v10")),
-    ),
-    "weather_tcc": WeatherSet(
-        "WeatherBench 5.625 deg total cloud cover tcc (0-1), hourly, 12 -> 12",
-        (Field("total_cloud_cover", "tcc"),),
-    ),
-    "weather_mv": WeatherSet(
-        "WeatherBench 5.625 deg r, t, u, v at 150/500/850 hPa (12 channels), 6-hourly, 4 -> 4",
-        _PRESSURE,
-        levels=(150, 500, 850),
-        in_len=4,
-        out_len=4,
-        step_hours=6,
-        train_years=(1979, 2015),
-    ),
-    "weather_hmv": WeatherSet(
-        "WeatherBench 5.625 deg z, pv, r, q, t, u, v, vo at 13 levels + u10, v10, t2m, tisr, "
-        "tcc, tp (110 channels), 6-hourly, 4 -> 4",
-        _PRESSURE_ALL + _SINGLE_ALL,
-        levels=HMV_LEVELS,
-        in_len=4,
-        out_len=4,
-        step_hours=6,
-        train_years=(1980, 2015),
-    ),
-}
-MULTI_VARIABLE = ("weather_mv", "weather_hmv")  # 6-hourly; openstl_mv_indexing applies
 
 OPTIONS = tuple(
     "in_len out_len stride train_years val_years test_years levels protocol openstl_mv_indexing "
     "resolution".split()
 )
-
-
-def _set(name: str) -> WeatherSet:
-    if name not in DATASETS:
-        raise ConfigError(f"unknown weather dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-def file_path(root: str | Path, field: Field, year: int | str, resolution: Any = None) -> Path:
-    """Where WeatherBench (and OpenSTL) keep one year of one variable."""
-    d, res = field.directory, resolution_of(resolution)
-    return Path(root) / root_dir(res) / d / f"{d}_{year}_{res}deg.nc"
-
-
-def describe(name: str) -> str:
-    return _set(name).description
-
-
-def layout(name: str, resolution: Any = None) -> str:
-    """The files of ``name`` at ``resolution``; None: the default's, then the other grids."""
-    ws, res = _set(name), resolution_of(resolution)
-    years = f"{ws.train_years[0]}..{ws.test_years[1]}"
-    parts = []
-    for f in ws.fields:
-        dims = "time, level, lat, lon" if f.has_level else "time, lat, lon"
-        parts.append(f"{file_path('', f, '<year>', res)} (var {f.var}; dims {dims}; years {years})")
-    text = "; ".join(parts) + " on the {} x {} (lat x lon) grid".format(*RESOLUTIONS[res])
-    if resolution is None:
-        text += "; option resolution: " + ", ".join(
-            f"{k} ({root_dir(k)}/.._{k}deg.nc, {h} x {w})" for k, (h, w) in RESOLUTIONS.items()
-        )
-    return text
-
-
-def _years_present(root: str | Path, field: Field, resolution: Any = None) -> list[int]:
-    tail = f"_{resolution_of(resolution)}deg.nc"
-    folder = Path(root) / root_dir(resolution) / field.directory
-    years = []
-    for p in folder.glob(f"{field.directory}_*{tail}"):
-        middle = p.name[len(field.directory) + 1 : -len(tail)]
-        if middle.isdigit():
-            years.append(int(middle))
-    return sorted(years)
-
-
-def resolutions_present(name: str, root: str | Path) -> list[str]:
-    """The resolutions with files of every field of ``name`` under ``root``."""
-    fields = _set(name).fields
-    return [r for r in RESOLUTIONS if all(_years_present(root, f, r) for f in fields)]
-
-
-def is_present(name: str, root: str | Path) -> bool:
-    return bool(resolutions_present(name, root))
 
 
 def check(name: str, root: str | Path, resolution: Any = None) -> list[str]:
@@ -253,11 +90,6 @@ def check(name: str, root: str | Path, resolution: Any = None) -> list[str]:
         except DataError as exc:
             problems.append(str(exc))
     return problems
-
-
-def _ranges(years: list[int]) -> str:
-    runs = [[y for _, y in g] for _, g in groupby(enumerate(years), lambda iy: iy[1] - iy[0])]
-    return ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _read_year(
@@ -303,14 +135,9 @@ def _read_year(
     if step_hours > 1:
         keep = (times - times.astype("datetime64[D]")).astype(np.int64) % step_hours == 0
         values, times = values[keep], times[keep]
-    if values.shape[2:] != RESOLUTIONS[res]:
-        grid = tuple(values.shape[2:])
-        other = [k for k, g in RESOLUTIONS.items() if g == grid]
-        raise DataError(
-            f"{path}: grid {grid} (lat, lon) does not match resolution {res} deg "
-            f"{RESOLUTIONS[res]}"
-            + (f"; it is {other[0]} deg: pass resolution={other[0]}" if other else "")
-        )
+    wrong_grid = grid_error(path, values.shape[2:], res)
+    if wrong_grid is not None:
+        raise wrong_grid
     meta = {
         "units": fields.channels[0].units,
         "lat": fields.lat,
@@ -340,7 +167,7 @@ def read_series(
     per_field = [len(levels) if f.has_level else 1 for f in ws.fields]
     series: np.ndarray | None = None
     times: np.ndarray | None = None
-    channels: list[Channel] = []
+    units_of: list[str] = []
     meta: dict[str, Any] = {}
 
     def year_files(f: Field):
@@ -384,21 +211,22 @@ def read_series(
                 units = m["units"]
             if pos != len(times):
                 raise DataError(f"{f.directory} and {ws.fields[0].directory} have different times")
-        if f.has_level and (len(levels) > 1 or len(ws.fields) > 1):
-            channels += [Channel(f"{f.var}{lv}", units, f.var, lv) for lv in levels]
-        elif f.has_level:
-            channels.append(Channel(f.var, units, f.var, levels[0]))
-        else:
-            channels.append(Channel(f.var, units, f.var))
+        units_of.append(units)
         c0 += n_ch
-    return series, times, channels, meta
+    return series, times, field_channels(ws, levels, units_of), meta
 
 
-def channel_stats(series: np.ndarray) -> Normalizer:
-    """Per-channel mean and std of a (T, C, H, W) series, float64, one channel at a time."""
-    mean = np.array([series[:, c].mean(dtype=np.float64) for c in range(series.shape[1])])
-    std = np.array([series[:, c].std(dtype=np.float64) for c in range(series.shape[1])])
-    return Normalizer(mean, np.where(std > 0, std, 1.0))
+def series_stats(
+    series: np.ndarray, phases: np.ndarray, n_phases: int
+) -> tuple[Normalizer, Climatology]:
+    """Normaliser and climatology of a raw (T, C, H, W) TRAIN series through
+    :class:`~svqcast.data.streaming.StreamingStats`, in the blocks the lazy mode reads (so
+    both modes give the same statistics to the bit)."""
+    stats = StreamingStats(series.shape[1:], n_phases)
+    chunk = chunk_frames(series.shape[1:])
+    for lo, block in zip(range(0, len(series), chunk), rechunk([series], chunk)):
+        stats.add(block, phases[lo : lo + chunk])
+    return stats.result()
 
 
 def normalize_inplace(series: np.ndarray, norm: Normalizer) -> np.ndarray:
@@ -514,11 +342,10 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         )
 
     train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
-    norm = channel_stats(train_raw)
-    train_series = normalize_inplace(train_raw, norm)
     time_step = reader.canonical_step(f"{ws.step_hours}h")
     phase_fn, n_phases, climatology_kind = climatology_phases(time_step, "the train years")
-    climatology = fit_climatology(train_series, phase_fn(train_t), n_phases)
+    norm, climatology = series_stats(train_raw, phase_fn(train_t), n_phases)
+    train_series = normalize_inplace(train_raw, norm)
 
     def windows(series: np.ndarray, times: np.ndarray, split: str) -> ArrayWindows:
         starts = contiguous_starts(
