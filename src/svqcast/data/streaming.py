@@ -31,9 +31,11 @@ CHUNK_BYTES = 64 * 2**20
 CACHE_ROOT = ".svqcast"
 
 
-def chunk_frames(frame_shape: tuple[int, ...], chunk_bytes: int = CHUNK_BYTES) -> int:
-    """Frames per block so that one float64 block holds about ``chunk_bytes``."""
-    return max(1, int(chunk_bytes) // (8 * int(np.prod(frame_shape))))
+def chunk_frames(frame_shape: tuple[int, ...], chunk_bytes: int | None = None) -> int:
+    """Frames per block so that one float64 block holds about ``chunk_bytes`` (default
+    :data:`CHUNK_BYTES`)."""
+    size = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
+    return max(1, size // (8 * int(np.prod(frame_shape))))
 
 
 def rechunk(blocks: Iterable[np.ndarray], chunk: int) -> Iterator[np.ndarray]:

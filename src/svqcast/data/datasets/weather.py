@@ -5,7 +5,11 @@ Files: ``<root>/weather_5_625deg/<dir>/<dir>_<year>_5.625deg.nc``, one per year,
 1.40625 (``weather_1_40625deg/<dir>/<dir>_<year>_1.40625deg.nc``, 128 x 256). Each split
 (train / val / test) is a range of years read into one float32 (T, C, H, W) series in RAM,
 normalised per channel with TRAIN statistics only, and cut into windows sliding by ``stride``
-frames. Windows never straddle a gap in time.
+frames. Windows never straddle a gap in time. Option ``lazy`` (true / false / auto, the
+default: lazy when the splits would take more than a quarter of the available memory) reads
+windows on demand from the year files instead (:mod:`svqcast.data.datasets.weather_lazy`),
+the statistics from one streaming pass over the train years, cached under
+``<root>/.svqcast/weather/``; both modes give the same windows and statistics to the bit.
 
 Conventions (documented in docs/data.md):
 - ``weather_r`` uses the 1000 hPa level by default: OpenSTL's config lists ``levels:
@@ -56,15 +60,26 @@ from svqcast.data.datasets.weather_layout import (  # noqa: F401 - the names use
     resolutions_present,
     root_dir,
 )
+from svqcast.data.datasets.weather_lazy import (
+    AUTO_FRACTION,
+    NetcdfWindows,
+    available_bytes,
+    cache_key,
+    estimated_bytes,
+    lazy_mode,
+    scan,
+    train_stats,
+)
 from svqcast.data.spec import Channel, DataSpec, Normalizer
-from svqcast.data.streaming import StreamingStats, chunk_frames, rechunk
+from svqcast.data.streaming import StreamingStats, cached_stats, chunk_frames, rechunk
 from svqcast.data.windows import ArrayWindows, climatology_phases, contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
 
 OPTIONS = tuple(
     "in_len out_len stride train_years val_years test_years levels protocol openstl_mv_indexing "
-    "resolution".split()
+    "resolution lazy cache".split()
 )
+CACHE_KIND = "weather"  # lazy statistics under <root>/.svqcast/weather/
 
 
 def check(name: str, root: str | Path, resolution: Any = None) -> list[str]:
@@ -287,6 +302,7 @@ def _parse(name: str, options: dict[str, Any]):
     }
     _check_disjoint(years)
     res = resolution_of(options.get("resolution"))
+    lazy_mode(options.get("lazy"))  # checked here, decided in load
     return ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res
 
 
@@ -324,7 +340,9 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     val_years, test_years ((first, last)), levels (hPa; r: (1000,), mv: (150, 500, 850)),
     protocol ("standard": val = the val years; "openstl": val = the test split, as the
     published tables), openstl_mv_indexing (mv and hmv only, default False), resolution
-    (5.625 default, 2.8125, 1.40625 deg: the folder, file names and grid follow it).
+    (5.625 default, 2.8125, 1.40625 deg: the folder, file names and grid follow it), lazy
+    (true, false, auto: windows read on demand from the files), cache (lazy statistics kept
+    under the root, default true).
     """
     ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res = _parse(name, options)
 
@@ -341,34 +359,57 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             f"root {root}"
         )
 
-    train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
     time_step = reader.canonical_step(f"{ws.step_hours}h")
     phase_fn, n_phases, climatology_kind = climatology_phases(time_step, "the train years")
-    norm, climatology = series_stats(train_raw, phase_fn(train_t), n_phases)
-    train_series = normalize_inplace(train_raw, norm)
+    mode = lazy_mode(options.get("lazy"))
+    if mode == "auto":
+        held = {k: v for k, v in years.items() if protocol != "openstl" or k != "val"}
+        need = estimated_bytes(ws, root, held, levels, res)
+        mode = "true" if need > AUTO_FRACTION * available_bytes() else "false"
+    cache_file = None
 
-    def windows(series: np.ndarray, times: np.ndarray, split: str) -> ArrayWindows:
-        starts = contiguous_starts(
-            times, offsets, stride, frame_step, where=f"{name} {split} years {years[split]}"
-        )
-        return ArrayWindows(
-            series,
-            in_len,
-            out_len,
-            starts,
-            times=times,
-            phase_fn=phase_fn,
-            offsets=offsets,
-        )
+    def starts_of(times: np.ndarray, split: str) -> np.ndarray:
+        where = f"{name} {split} years {years[split]}"
+        return contiguous_starts(times, offsets, stride, frame_step, where=where)
 
-    train = windows(train_series, train_t, "train")
-    test_raw, test_t, _, _ = read_series(root, name, years["test"], levels, res)
-    test = windows(normalize_inplace(test_raw, norm), test_t, "test")
-    if protocol == "openstl":
-        val = test
+    if mode == "true":
+        scanned = {"train": scan(name, ws, root, years["train"], levels, res)}
+        channels = field_channels(ws, levels, scanned["train"]["units"])
+        meta = scanned["train"]["meta"]
+        shape = (len(channels), *RESOLUTIONS[res])
+        phases = phase_fn(scanned["train"]["times"])
+
+        def compute():
+            return train_stats(scanned["train"], shape, phases, n_phases, channels)
+
+        if _flag(options.get("cache", True)):
+            key = cache_key(name, scanned["train"], channels, res, ws.step_hours, years["train"])
+            norm, climatology, cache_file = cached_stats(root, CACHE_KIND, key, compute)
+        else:
+            norm, climatology = compute()
+
+        def windows(split: str) -> NetcdfWindows:
+            if split not in scanned:
+                scanned[split] = scan(name, ws, root, years[split], levels, res)
+            part = scanned[split]
+            starts = starts_of(part["times"], split)
+            return NetcdfWindows(part, starts, offsets, in_len, norm, phase_fn, channels)
+
     else:
-        val_raw, val_t, _, _ = read_series(root, name, years["val"], levels, res)
-        val = windows(normalize_inplace(val_raw, norm), val_t, "val")
+        train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
+        norm, climatology = series_stats(train_raw, phase_fn(train_t), n_phases)
+        series = {"train": (normalize_inplace(train_raw, norm), train_t)}
+
+        def windows(split: str) -> ArrayWindows:
+            if split not in series:
+                raw, t, _, _ = read_series(root, name, years[split], levels, res)
+                series[split] = (normalize_inplace(raw, norm), t)
+            data, t = series[split]
+            kw = dict(times=t, phase_fn=phase_fn, offsets=offsets)
+            return ArrayWindows(data, in_len, out_len, starts_of(t, split), **kw)
+
+    train, test = windows("train"), windows("test")
+    val = test if protocol == "openstl" else windows("val")
 
     spec = DataSpec(
         name=name,
@@ -392,6 +433,8 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             "offsets": offsets.tolist(),
             "climatology_phases": "month_hour",
             "climatology": climatology_kind,
+            "lazy": mode == "true",
+            "stats_cache": cache_file,
         },
         time_step=time_step,
         calendar=meta["calendar"],
@@ -399,6 +442,12 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         attrs=meta["attrs"],
     )
     return Splits(train=train, val=val, test=test, spec=spec, climatology=climatology)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "0", "off")
+    return bool(value)
 
 
 def _check_disjoint(years: dict[str, tuple[int, int]]) -> None:
