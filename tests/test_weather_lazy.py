@@ -291,3 +291,24 @@ def test_fit_and_test_end_to_end_on_a_lazy_synthetic_tree(tmp_path):
     test = ["test", "--ckpt_path", str(ckpt), *args[1:]]
     test[test.index("--name") + 1] = "lazy_test"
     assert main(test) == 0
+
+
+def test_data_bench_measures_the_lazy_loader(uv_root, capsys):
+    from svqcast.training import loader_bench
+
+    opts = ["--option", "lazy=true", "--option", "cache=false", "--option", "in_len=2"]
+    opts += ["--option", "out_len=2"] + [
+        f"--option={k}=[{a},{b}]" for k, (a, b) in YEARS.items()
+    ]  # fmt: skip
+    args = ["data", "bench", "weather_uv10", "--root", str(uv_root), *opts]
+    assert main([*args, "--batches", "3", "--batch-size", "4", "--model-steps", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = [c.strip() for c in lines[2].split("|")[1:-1]]
+    assert row[:4] == ["weather_uv10", "lazy", "0", "54"]  # 2 years x (30 - 4 + 1) windows
+    assert float(row[8].replace(",", "")) > 0 and float(row[9].replace(",", "")) > 0
+    row = loader_bench.measure("weather_uv10", uv_root, {"lazy": "false", **YEARS},
+                               batches=2, batch_size=4, model_steps=1)  # fmt: skip
+    assert not row["lazy"] and row["peak_mib"] >= row["load_peak_mib"] > 0
+    assert "| weather_uv10 | 0 | " in loader_bench.ratios(
+        [{**row, "label": "weather_uv10"}, {**row, "lazy": True, "label": "weather_uv10"}]
+    )
