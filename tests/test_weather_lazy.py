@@ -267,8 +267,12 @@ def test_dataloader_workers_read_the_same_batches(uv_root):
 
     eager = weather.load("weather_uv10", uv_root, lazy=False, **SMALL)
     lazy = weather.load("weather_uv10", uv_root, lazy=True, cache=False, **SMALL)
+    lazy.train[0]  # the parent has its files open when the workers fork: they open their own
+    parent = lazy.train._handles
     a = list(DataLoader(eager.train, batch_size=8))
     b = list(DataLoader(lazy.train, batch_size=8, num_workers=2))
+    assert lazy.train._handles is parent and len(parent.open) == 2
+    assert torch.equal(lazy.train[0][1], eager.train[0][1])  # the parent's files still read
     assert len(a) == len(b) and all(torch.equal(p[0], q[0]) for p, q in zip(a, b))
 
 

@@ -24,9 +24,11 @@ Conventions (documented in docs/data.md):
   the six single-level ones u10, v10, t2m, tisr, tcc, tp: 8 x 13 + 6 = 110 channels,
   6-hourly, 4 -> 4, train 1980-2015; its frames and ``openstl_mv_indexing`` as weather_mv.
 - Climatology phases: (month, hour of day), 288 phases, means of the TRAIN years.
-- Every year file goes through :func:`svqcast.data.reader.read_fields` and
+- Eagerly, every year file goes through :func:`svqcast.data.reader.read_fields` and
   :func:`~svqcast.data.reader.check_values`: non-finite values, times not sorted / unique /
-  hourly, or a grid that is not monotonic raise DataError naming the file.
+  hourly, or a grid that is not monotonic raise DataError naming the file. Lazily, the
+  same checks run on each file's header and coordinates at load, and on the values of the
+  train years in the statistics pass and of each window when it is read.
 """
 
 from __future__ import annotations

@@ -338,6 +338,7 @@ class NetcdfWindows(ForecastDataset):
         self.std = norm.std.astype(np.float32)[:, None, None]
         self.phase_fn = phase_fn
         self._handles: _Handles | None = None
+        self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_handles": None}
@@ -347,7 +348,7 @@ class NetcdfWindows(ForecastDataset):
 
     def close(self) -> None:
         """Close the year files this process opened (they reopen on the next read)."""
-        if self._handles is not None:
+        if self._handles is not None and self._pid == os.getpid():
             self._handles.close()
 
     def frame_indices(self, index: int) -> np.ndarray:
@@ -356,8 +357,10 @@ class NetcdfWindows(ForecastDataset):
 
     def read(self, frames: np.ndarray) -> np.ndarray:
         """Split frames ``frames`` as raw float32 (n, C, H, W), one read per year file."""
-        if self._handles is None:
-            self._handles = _Handles()
+        if self._handles is None or self._pid != os.getpid():
+            # first read, or a forked DataLoader worker holding its parent's copies: open
+            # this process's own files (a parent's handles are never shared)
+            self._handles, self._pid = _Handles(), os.getpid()
         years = self.year[frames]
         parts = []
         for iy in dict.fromkeys(years.tolist()):
