@@ -201,6 +201,13 @@ def test_a_window_reads_only_its_slice_and_holds_no_data(uv_root, tmp_path, monk
     assert torch.equal(x, x2) and torch.equal(y, y2)
     with pytest.raises(DataNotFoundError, match="2010_5.625deg.nc"):
         clone[0]
+    # at most open_files year files open: windows of two years through one handle
+    one = weather.load("weather_uv10", uv_root, lazy=True, open_files=1, cache=False, **SMALL)
+    first, last = one.train[0], one.train[len(one.train) - 1]
+    assert list(one.train._handles.open) == [one.train.files[1][1].path]  # 2011's v10 only
+    assert torch.equal(one.train[0][0], first[0]) and torch.equal(one.train[-1][1], last[1])
+    with pytest.raises(ConfigError, match="open_files must be >= 1"):
+        weather.load("weather_uv10", uv_root, lazy=True, open_files=0, **SMALL)
 
 
 def test_statistics_cached_under_the_root_and_invalidated_by_a_new_file(uv_root, tmp_path):

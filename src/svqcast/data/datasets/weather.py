@@ -64,6 +64,7 @@ from svqcast.data.datasets.weather_layout import (  # noqa: F401 - the names use
 )
 from svqcast.data.datasets.weather_lazy import (
     AUTO_FRACTION,
+    OPEN_FILES,
     NetcdfWindows,
     available_bytes,
     cache_key,
@@ -79,7 +80,7 @@ from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
 
 OPTIONS = tuple(
     "in_len out_len stride train_years val_years test_years levels protocol openstl_mv_indexing "
-    "resolution lazy cache".split()
+    "resolution lazy cache open_files".split()
 )
 CACHE_KIND = "weather"  # lazy statistics under <root>/.svqcast/weather/
 
@@ -344,7 +345,8 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     published tables), openstl_mv_indexing (mv and hmv only, default False), resolution
     (5.625 default, 2.8125, 1.40625 deg: the folder, file names and grid follow it), lazy
     (true, false, auto: windows read on demand from the files), cache (lazy statistics kept
-    under the root, default true).
+    under the root, default true), open_files (lazy: year files open at once per process,
+    default 64).
     """
     ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res = _parse(name, options)
 
@@ -364,6 +366,9 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     time_step = reader.canonical_step(f"{ws.step_hours}h")
     phase_fn, n_phases, climatology_kind = climatology_phases(time_step, "the train years")
     mode = lazy_mode(options.get("lazy"))
+    open_files = int(_get(options, "open_files", OPEN_FILES))
+    if open_files < 1:
+        raise ConfigError(f"open_files must be >= 1, got {open_files}")
     if mode == "auto":
         held = {k: v for k, v in years.items() if protocol != "openstl" or k != "val"}
         need = estimated_bytes(ws, root, held, levels, res)
@@ -395,7 +400,9 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
                 scanned[split] = scan(name, ws, root, years[split], levels, res)
             part = scanned[split]
             starts = starts_of(part["times"], split)
-            return NetcdfWindows(part, starts, offsets, in_len, norm, phase_fn, channels)
+            return NetcdfWindows(
+                part, starts, offsets, in_len, norm, phase_fn, channels, open_files
+            )
 
     else:
         train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
