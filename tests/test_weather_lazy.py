@@ -246,13 +246,19 @@ def test_auto_follows_the_estimated_size(uv_root, monkeypatch):
         weather.load("weather_uv10", uv_root, lazy="sometimes", **SMALL)
 
 
-def test_bad_files_are_one_line_errors_naming_the_file(uv_root, tmp_path):
+def test_bad_files_are_one_line_errors_naming_the_file(uv_root, tmp_path, monkeypatch):
     import shutil
 
     shutil.copytree(uv_root, tmp_path, dirs_exist_ok=True)
     lazy = dict(lazy=True, cache=False, **SMALL)
     with pytest.raises(DataNotFoundError, match="10m_u_component_of_wind_2009_5.625deg.nc"):
         weather.load("weather_uv10", tmp_path, **{**lazy, "train_years": (2009, 2011)})
+    passes = []
+    monkeypatch.setattr(weather, "train_stats", lambda *a: passes.append(a) or 1 / 0)
+    with pytest.raises(DataNotFoundError, match="10m_u_component_of_wind_2014_5.625deg.nc"):
+        weather.load("weather_uv10", tmp_path, **{**lazy, "test_years": 2014})
+    assert passes == []  # a missing test file is found before the statistics pass
+    monkeypatch.undo()
     import xarray as xr
 
     path = weather.file_path(tmp_path, weather.DATASETS["weather_uv10"].fields[1], 2012)

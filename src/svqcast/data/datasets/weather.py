@@ -380,7 +380,10 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         return contiguous_starts(times, offsets, stride, frame_step, where=where)
 
     if mode == "true":
-        scanned = {"train": scan(name, ws, root, years["train"], levels, res)}
+        # every split's files and windows are checked before the (long) statistics pass
+        parts = ("train", "test") if protocol == "openstl" else ("train", "test", "val")
+        scanned = {s: scan(name, ws, root, years[s], levels, res) for s in parts}
+        starts = {s: starts_of(scanned[s]["times"], s) for s in parts}
         channels = field_channels(ws, levels, scanned["train"]["units"])
         meta = scanned["train"]["meta"]
         shape = (len(channels), *RESOLUTIONS[res])
@@ -396,13 +399,8 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             norm, climatology = compute()
 
         def windows(split: str) -> NetcdfWindows:
-            if split not in scanned:
-                scanned[split] = scan(name, ws, root, years[split], levels, res)
-            part = scanned[split]
-            starts = starts_of(part["times"], split)
-            return NetcdfWindows(
-                part, starts, offsets, in_len, norm, phase_fn, channels, open_files
-            )
+            return NetcdfWindows(scanned[split], starts[split], offsets, in_len, norm,
+                                 phase_fn, channels, open_files)  # fmt: skip
 
     else:
         train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
