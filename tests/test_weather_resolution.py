@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+from weather_files import tiny_fit_args
 
 from svqcast.cli import main
 from svqcast.data import commands
@@ -114,17 +115,14 @@ def test_fit_end_to_end_on_a_generated_1_40625_tree(tmp_path):
     opts = {"resolution": "1.40625", **{k: f"[{a}, {b}]" for k, (a, b) in YEARS.items()}}
     assert commands.check("weather_t2m", out, opts) == []
     years = ", ".join(f"{k}: [{a}, {b}]" for k, (a, b) in YEARS.items())
-    args = [
-        "fit", "--data.dataset", "weather_t2m", "--data.root", str(out), "--data.batch_size", "4",
-        "--data.options", f"{{resolution: 1.40625, {years}, in_len: 2, out_len: 2, stride: 4}}",
-        "--model.hid_S", "8", "--model.hid_T", "16", "--model.N_S", "2", "--model.N_T", "2",
+    options = f"{{resolution: 1.40625, {years}, in_len: 2, out_len: 2, stride: 4}}"
+    args = tiny_fit_args(
+        out, options, tmp_path / "runs", "fine",
         "--model.translator", "convmixer", "--model.quantizer", "svq",
         "--model.quantizer_options", "{codebook_size: 64}",
-        "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2",
-        "--trainer.limit_val_batches", "1", "--trainer.limit_test_batches", "1",
-        "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
-        "--runs_dir", str(tmp_path / "runs"), "--name", "fine",
-    ]  # fmt: skip
+        "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
+        "--trainer.limit_test_batches", "1",
+    )  # fmt: skip
     assert main(args) == 0
     run = tmp_path / "runs" / "fine"
     cfg = yaml.safe_load((run / "config.yaml").read_text())

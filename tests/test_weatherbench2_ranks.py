@@ -22,6 +22,7 @@ from test_weatherbench2 import OPTS, make_store
 from svqcast.cli import main
 from svqcast.data.datamodule import ForecastDataModule
 from svqcast.data.datasets import weatherbench2 as wb2
+from svqcast.data.streaming import CACHE_ROOT
 
 # One "rank": waits for the go file, loads with the cache on, records every statistics pass
 # (slowed down so that the two ranks overlap) and prints what it got.
@@ -50,6 +51,8 @@ RANK = textwrap.dedent(
                       "cache": s.spec.extra["stats_cache"]}))
     """
 )
+
+CACHE_DIR = Path(CACHE_ROOT) / wb2.CACHE_KIND  # where the dataset keeps its statistics
 
 
 class Killed(BaseException):
@@ -96,7 +99,7 @@ def test_concurrent_ranks_compute_the_cache_once(store, tmp_path):
     assert results[0] == results[1] and results[0]["cache"]
     reference = wb2.load("weatherbench2", tmp_path, cache=False, **{**OPTS, "path": str(store)})
     np.testing.assert_allclose(results[0]["mean"], reference.spec.normalizer.mean)
-    cache_dir = tmp_path / wb2.CACHE_DIR
+    cache_dir = tmp_path / CACHE_DIR
     assert not list(cache_dir.glob(".*.tmp"))  # nothing half-written left behind
 
 
@@ -115,7 +118,7 @@ def test_interrupted_cache_write_leaves_no_cache_and_broken_files_are_recomputed
     with pytest.raises(Killed):
         wb2.load("weatherbench2", tmp_path, **opts)
     monkeypatch.setattr(wb2.np, "save", real_save)
-    cache_dir = tmp_path / wb2.CACHE_DIR
+    cache_dir = tmp_path / CACHE_DIR
     assert not list(cache_dir.glob("*.npy")) and not list(cache_dir.glob(".*.tmp"))
     first = wb2.load("weatherbench2", tmp_path, **opts)
     clim_file = next(cache_dir.glob("*.climatology.npy"))
@@ -163,7 +166,7 @@ def test_ddp_fit_and_test_over_the_lazy_zarr_equal_one_process(store, tmp_path):
     fit.fit(module, fresh)
     trained = {k: v.clone() for k, v in module.state_dict().items()}  # back from rank 0
     assert any(not torch.equal(init[k], v) for k, v in trained.items())
-    cache = tmp_path / "ranks" / wb2.CACHE_DIR
+    cache = tmp_path / "ranks" / CACHE_DIR
     assert len(list(cache.glob("*.json"))) == len(list(cache.glob("*.npy"))) == 1
     meta = json.loads(next(cache.glob("*.json")).read_text())
     np.testing.assert_allclose(meta["normalizer"]["mean"], data.spec.normalizer.mean, rtol=1e-12)
@@ -187,12 +190,12 @@ def test_data_check_computes_the_cache_a_fit_then_reads(store, tmp_path, capsys,
     args += ["--option", "levels=[500, 850]", "--option", "train_years=[2001,2001]"]
     args += ["--option", "val_years=[2002,2002]", "--option", "test_years=[2003,2003]"]
     assert main(args) == 0 and "weatherbench2: ok" in capsys.readouterr().out
-    assert len(list((tmp_path / wb2.CACHE_DIR).glob("*.climatology.npy"))) == 1
+    assert len(list((tmp_path / CACHE_DIR).glob("*.climatology.npy"))) == 1
     data = ForecastDataModule(
         "weatherbench2", root=str(tmp_path), options={**OPTS, "path": str(store)}
     )
     passes = []
     real = wb2.streaming_stats
     monkeypatch.setattr(wb2, "streaming_stats", lambda *a, **k: passes.append(1) or real(*a, **k))
-    assert data.spec.extra["stats_cache"].startswith(str(tmp_path / wb2.CACHE_DIR))
+    assert data.spec.extra["stats_cache"].startswith(str(tmp_path / CACHE_DIR))
     assert passes == []

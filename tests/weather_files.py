@@ -58,3 +58,16 @@ def write_var(
         da_attrs = {"units": units, "long_name": var}
         ds = xr.Dataset({var: (*data, da_attrs)}, coords=coords)
         ds.to_netcdf(folder / f"{directory}_{year}_5.625deg.nc", engine="netcdf4")
+
+
+def tiny_fit_args(root, options: str, runs_dir, name: str, *extra: str) -> list[str]:
+    """`svqcast fit` arguments for a tiny SimVP, one epoch, on weather_t2m under ``root``
+    with ``options`` (YAML text); ``extra`` arguments follow."""
+    return [
+        "fit", "--data.dataset", "weather_t2m", "--data.root", str(root), "--data.batch_size", "4",
+        "--data.options", options,
+        "--model.hid_S", "8", "--model.hid_T", "16", "--model.N_S", "2", "--model.N_T", "2",
+        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
+        "--trainer.enable_model_summary", "false",
+        "--runs_dir", str(runs_dir), "--name", name, *extra,
+    ]  # fmt: skip

@@ -91,7 +91,7 @@ def predict_command(argv: list[str]) -> int:
 def data_command(argv: list[str]) -> int:
     from svqcast.data import commands
 
-    parser = _parser("data", "list, generate or check datasets")
+    parser = _parser("data", "list, generate, check or benchmark datasets")
     sub = parser.add_subparsers(dest="action", required=True)
     p_list = sub.add_parser("list", help="datasets, their layout and presence under --root")
     p_list.add_argument("--root", default="data")
@@ -100,15 +100,19 @@ def data_command(argv: list[str]) -> int:
     p_synth.add_argument("--root", default="data")
     p_synth.add_argument("--seed", type=int, default=0)
     p_check = sub.add_parser("check", help="check a dataset's files and values under --root")
-    p_check.add_argument("name")
-    p_check.add_argument("--root", default="data")
-    p_check.add_argument(
-        "--option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a data option as fit takes it, e.g. path=series.nc (repeatable)",
+    p_bench = sub.add_parser(
+        "bench", help="train DataLoader windows/s beside a small model's step, peak memory"
     )
+    for p, example in ((p_check, "path=series.nc"), (p_bench, "lazy=true")):
+        p.add_argument("name")
+        p.add_argument("--root", default="data")
+        hint = f"a data option as fit takes it, e.g. {example} (repeatable)"
+        p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help=hint)
+    p_bench.add_argument("--workers", type=int, nargs="+", default=[0], help="num_workers")
+    p_bench.add_argument("--batches", type=int, default=40, help="timed loader batches")
+    p_bench.add_argument("--batch-size", type=int, default=16)
+    p_bench.add_argument("--model-steps", type=int, default=5, help="timed model steps")
+    p_bench.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     if args.action == "list":
         print(commands.list_datasets(args.root))
@@ -120,8 +124,22 @@ def data_command(argv: list[str]) -> int:
     for text in args.option:
         key, eq, value = text.partition("=")
         if not eq or not key:
-            raise ConfigError(f"svqcast data check: --option takes KEY=VALUE, got {text!r}")
+            raise ConfigError(f"svqcast data {args.action}: --option takes KEY=VALUE, got {text!r}")
         options[key.strip()] = value
+    if args.action == "bench":
+        from svqcast.training import loader_bench
+
+        rows = []
+        for workers in args.workers:
+            row = loader_bench.measure(
+                args.name, args.root, options, num_workers=workers, batch_size=args.batch_size,
+                batches=args.batches, model_steps=args.model_steps, threads=args.threads,
+            )  # fmt: skip
+            rows.append({**row, "label": args.name})
+        print(loader_bench.table(rows, "dataset"))
+        print("(peak memory of this one process across the rows; benchmarks/bench_loader.py "
+              "measures each in a fresh process)")  # fmt: skip
+        return 0
     problems = commands.check(args.name, args.root, options)
     if problems:
         for line in problems:

@@ -73,7 +73,10 @@ class SynthConfig:
 
 
 SYNTH_OPTIONS = ("seed", "first_year", "last_year", "hours_per_year", "noise", "resolution")
-LOAD_OPTIONS = ("in_len", "out_len", "stride", "train_years", "val_years", "test_years", "protocol")
+LOAD_OPTIONS = (
+    "in_len", "out_len", "stride", "train_years", "val_years", "test_years", "protocol", "lazy",
+    "cache", "open_files",
+)  # fmt: skip
 
 
 def describe(name: str) -> str:

@@ -5,7 +5,11 @@ Files: ``<root>/weather_5_625deg/<dir>/<dir>_<year>_5.625deg.nc``, one per year,
 1.40625 (``weather_1_40625deg/<dir>/<dir>_<year>_1.40625deg.nc``, 128 x 256). Each split
 (train / val / test) is a range of years read into one float32 (T, C, H, W) series in RAM,
 normalised per channel with TRAIN statistics only, and cut into windows sliding by ``stride``
-frames. Windows never straddle a gap in time.
+frames. Windows never straddle a gap in time. Option ``lazy`` (true / false / auto, the
+default: lazy when the splits would take more than a quarter of the available memory) reads
+windows on demand from the year files instead (:mod:`svqcast.data.datasets.weather_lazy`),
+the statistics from one streaming pass over the train years, cached under
+``<root>/.svqcast/weather/``; both modes give the same windows and statistics to the bit.
 
 Conventions (documented in docs/data.md):
 - ``weather_r`` uses the 1000 hPa level by default: OpenSTL's config lists ``levels:
@@ -20,214 +24,65 @@ Conventions (documented in docs/data.md):
   the six single-level ones u10, v10, t2m, tisr, tcc, tp: 8 x 13 + 6 = 110 channels,
   6-hourly, 4 -> 4, train 1980-2015; its frames and ``openstl_mv_indexing`` as weather_mv.
 - Climatology phases: (month, hour of day), 288 phases, means of the TRAIN years.
-- Every year file goes through :func:`svqcast.data.reader.read_fields` and
+- Eagerly, every year file goes through :func:`svqcast.data.reader.read_fields` and
   :func:`~svqcast.data.reader.check_values`: non-finite values, times not sorted / unique /
-  hourly, or a grid that is not monotonic raise DataError naming the file.
+  hourly, or a grid that is not monotonic raise DataError naming the file. Lazily, the
+  same checks run on each file's header and coordinates at load, and on the values of the
+  train years in the statistics pass and of each window when it is read.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from svqcast.data import reader
-from svqcast.data.base import PROTOCOLS, Splits, year_range
+from svqcast.data.base import PROTOCOLS, Climatology, Splits, year_range
+from svqcast.data.datasets.weather_layout import (  # noqa: F401 - the names users import
+    DATASETS,
+    GRID,
+    HMV_LEVELS,
+    MULTI_VARIABLE,
+    RESOLUTIONS,
+    ROOT_DIR,
+    Field,
+    WeatherSet,
+    _ranges,
+    _set,
+    _years_present,
+    describe,
+    field_channels,
+    file_path,
+    grid_error,
+    is_present,
+    layout,
+    resolution_of,
+    resolutions_present,
+    root_dir,
+)
+from svqcast.data.datasets.weather_lazy import (
+    AUTO_FRACTION,
+    OPEN_FILES,
+    NetcdfWindows,
+    available_bytes,
+    cache_key,
+    estimated_bytes,
+    lazy_mode,
+    scan,
+    train_stats,
+)
 from svqcast.data.spec import Channel, DataSpec, Normalizer
-from svqcast.data.windows import (
-    ArrayWindows,
-    climatology_phases,
-    contiguous_starts,
-    fit_climatology,
-    window_offsets,
-)
+from svqcast.data.streaming import StreamingStats, cached_stats, chunk_frames, rechunk
+from svqcast.data.windows import ArrayWindows, climatology_phases, contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
-
-ROOT_DIR = "weather_5_625deg"  # the default resolution's folder
-GRID = (32, 64)  # (lat, lon) of the 5.625 deg grid
-# resolution (deg, as in the file names) -> (lat, lon) grid, as WeatherBench ships them
-RESOLUTIONS = {"5.625": (32, 64), "2.8125": (64, 128), "1.40625": (128, 256)}
-
-
-def resolution_of(value: Any = None) -> str:
-    """The resolution key ("5.625", "2.8125", "1.40625") of 5.625 / "2_8125" / None (default)."""
-    try:
-        deg = float(str("5.625" if value is None else value).replace("_", "."))
-    except ValueError:
-        deg = None
-    for key in RESOLUTIONS:
-        if deg == float(key):
-            return key
-    raise ConfigError(f"resolution must be one of {', '.join(RESOLUTIONS)} (deg), got {value!r}")
-
-
-def root_dir(resolution: Any = None) -> str:
-    """The folder of one resolution under the data root: weather_5_625deg, ..."""
-    return f"weather_{resolution_of(resolution).replace('.', '_')}deg"
-
-
-@dataclass(frozen=True)
-class Field:
-    """One WeatherBench variable: its folder (also the file prefix) and netCDF name."""
-
-    directory: str
-    var: str
-    has_level: bool = False
-
-
-@dataclass(frozen=True)
-class WeatherSet:
-    """Constants of one weather dataset name."""
-
-    description: str
-    fields: tuple[Field, ...]
-    levels: tuple[int, ...] | None = None  # hPa, for fields with a level dim
-    in_len: int = 12
-    out_len: int = 12
-    step_hours: int = 1
-    train_years: tuple[int, int] = (2010, 2015)
-    val_years: tuple[int, int] = (2016, 2016)
-    test_years: tuple[int, int] = (2017, 2018)
-
-
-_PRESSURE = tuple(
-    Field(d, v, has_level=True)
-    for d, v in (
-        ("relative_humidity", "r"),
-        ("temperature", "t"),
-        ("u_component_of_wind", "u"),
-        ("v_component_of_wind", "v"),
-    )
-)
-
-# weather_hmv: every pressure-level variable of WeatherBench at all its levels, then every
-# single-level one (the order of the paper's code, channels level-major within a variable)
-HMV_LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
-_PRESSURE_ALL = tuple(
-    Field(d, v, has_level=True)
-    for d, v in (
-        ("geopotential", "z"),
-        ("potential_vorticity", "pv"),
-        ("relative_humidity", "r"),
-        ("specific_humidity", "q"),
-        ("temperature", "t"),
-        ("u_component_of_wind", "u"),
-        ("v_component_of_wind", "v"),
-        ("vorticity", "vo"),
-    )
-)
-_SINGLE_ALL = tuple(
-    Field(d, v)
-    for d, v in (
-        ("10m_u_component_of_wind", "u10"),
-        ("10m_v_component_of_wind", "v10"),
-        ("2m_temperature", "t2m"),
-        ("toa_incident_solar_radiation", "tisr"),
-        ("total_cloud_cover", "tcc"),
-        ("total_precipitation", "tp"),
-    )
-)
-
-DATASETS: dict[str, WeatherSet] = {
-    "weather_t2m": WeatherSet(
-        "WeatherBench 5.625 deg 2 m temperature t2m (K), hourly, 12 -> 12",
-        (Field("2m_temperature", "t2m"),),
-    ),
-    "weather_r": WeatherSet(
-        "WeatherBench 5.625 deg relative humidity r at 1000 hPa (%), hourly, 12 -> 12",
-        (Field("relative_humidity", "r", has_level=True),),
-        levels=(1000,),
-    ),
-    "weather_uv10": WeatherSet(
-        "WeatherBench 5.625 deg 10 m wind u10, v10 (m s-1), hourly, 12 -> 12",
-        (Field("10m_u_component_of_wind", "u10"), Field("10m_v_component_of_wind", "v10")),
-    ),
-    "weather_tcc": WeatherSet(
-        "WeatherBench 5.625 deg total cloud cover tcc (0-1), hourly, 12 -> 12",
-        (Field("total_cloud_cover", "tcc"),),
-    ),
-    "weather_mv": WeatherSet(
-        "WeatherBench 5.625 deg r, t, u, v at 150/500/850 hPa (12 channels), 6-hourly, 4 -> 4",
-        _PRESSURE,
-        levels=(150, 500, 850),
-        in_len=4,
-        out_len=4,
-        step_hours=6,
-        train_years=(1979, 2015),
-    ),
-    "weather_hmv": WeatherSet(
-        "WeatherBench 5.625 deg z, pv, r, q, t, u, v, vo at 13 levels + u10, v10, t2m, tisr, "
-        "tcc, tp (110 channels), 6-hourly, 4 -> 4",
-        _PRESSURE_ALL + _SINGLE_ALL,
-        levels=HMV_LEVELS,
-        in_len=4,
-        out_len=4,
-        step_hours=6,
-        train_years=(1980, 2015),
-    ),
-}
-MULTI_VARIABLE = ("weather_mv", "weather_hmv")  # 6-hourly; openstl_mv_indexing applies
 
 OPTIONS = tuple(
     "in_len out_len stride train_years val_years test_years levels protocol openstl_mv_indexing "
-    "resolution".split()
+    "resolution lazy cache open_files".split()
 )
-
-
-def _set(name: str) -> WeatherSet:
-    if name not in DATASETS:
-        raise ConfigError(f"unknown weather dataset {name!r}; valid: {', '.join(DATASETS)}")
-    return DATASETS[name]
-
-
-def file_path(root: str | Path, field: Field, year: int | str, resolution: Any = None) -> Path:
-    """Where WeatherBench (and OpenSTL) keep one year of one variable."""
-    d, res = field.directory, resolution_of(resolution)
-    return Path(root) / root_dir(res) / d / f"{d}_{year}_{res}deg.nc"
-
-
-def describe(name: str) -> str:
-    return _set(name).description
-
-
-def layout(name: str, resolution: Any = None) -> str:
-    """The files of ``name`` at ``resolution``; None: the default's, then the other grids."""
-    ws, res = _set(name), resolution_of(resolution)
-    years = f"{ws.train_years[0]}..{ws.test_years[1]}"
-    parts = []
-    for f in ws.fields:
-        dims = "time, level, lat, lon" if f.has_level else "time, lat, lon"
-        parts.append(f"{file_path('', f, '<year>', res)} (var {f.var}; dims {dims}; years {years})")
-    text = "; ".join(parts) + " on the {} x {} (lat x lon) grid".format(*RESOLUTIONS[res])
-    if resolution is None:
-        text += "; option resolution: " + ", ".join(
-            f"{k} ({root_dir(k)}/.._{k}deg.nc, {h} x {w})" for k, (h, w) in RESOLUTIONS.items()
-        )
-    return text
-
-
-def _years_present(root: str | Path, field: Field, resolution: Any = None) -> list[int]:
-    tail = f"_{resolution_of(resolution)}deg.nc"
-    folder = Path(root) / root_dir(resolution) / field.directory
-    years = []
-    for p in folder.glob(f"{field.directory}_*{tail}"):
-        middle = p.name[len(field.directory) + 1 : -len(tail)]
-        if middle.isdigit():
-            years.append(int(middle))
-    return sorted(years)
-
-
-def resolutions_present(name: str, root: str | Path) -> list[str]:
-    """The resolutions with files of every field of ``name`` under ``root``."""
-    fields = _set(name).fields
-    return [r for r in RESOLUTIONS if all(_years_present(root, f, r) for f in fields)]
-
-
-def is_present(name: str, root: str | Path) -> bool:
-    return bool(resolutions_present(name, root))
+CACHE_KIND = "weather"  # lazy statistics under <root>/.svqcast/weather/
 
 
 def check(name: str, root: str | Path, resolution: Any = None) -> list[str]:
@@ -253,11 +108,6 @@ def check(name: str, root: str | Path, resolution: Any = None) -> list[str]:
         except DataError as exc:
             problems.append(str(exc))
     return problems
-
-
-def _ranges(years: list[int]) -> str:
-    runs = [[y for _, y in g] for _, g in groupby(enumerate(years), lambda iy: iy[1] - iy[0])]
-    return ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def _read_year(
@@ -303,14 +153,9 @@ def _read_year(
     if step_hours > 1:
         keep = (times - times.astype("datetime64[D]")).astype(np.int64) % step_hours == 0
         values, times = values[keep], times[keep]
-    if values.shape[2:] != RESOLUTIONS[res]:
-        grid = tuple(values.shape[2:])
-        other = [k for k, g in RESOLUTIONS.items() if g == grid]
-        raise DataError(
-            f"{path}: grid {grid} (lat, lon) does not match resolution {res} deg "
-            f"{RESOLUTIONS[res]}"
-            + (f"; it is {other[0]} deg: pass resolution={other[0]}" if other else "")
-        )
+    wrong_grid = grid_error(path, values.shape[2:], res)
+    if wrong_grid is not None:
+        raise wrong_grid
     meta = {
         "units": fields.channels[0].units,
         "lat": fields.lat,
@@ -340,7 +185,7 @@ def read_series(
     per_field = [len(levels) if f.has_level else 1 for f in ws.fields]
     series: np.ndarray | None = None
     times: np.ndarray | None = None
-    channels: list[Channel] = []
+    units_of: list[str] = []
     meta: dict[str, Any] = {}
 
     def year_files(f: Field):
@@ -384,21 +229,22 @@ def read_series(
                 units = m["units"]
             if pos != len(times):
                 raise DataError(f"{f.directory} and {ws.fields[0].directory} have different times")
-        if f.has_level and (len(levels) > 1 or len(ws.fields) > 1):
-            channels += [Channel(f"{f.var}{lv}", units, f.var, lv) for lv in levels]
-        elif f.has_level:
-            channels.append(Channel(f.var, units, f.var, levels[0]))
-        else:
-            channels.append(Channel(f.var, units, f.var))
+        units_of.append(units)
         c0 += n_ch
-    return series, times, channels, meta
+    return series, times, field_channels(ws, levels, units_of), meta
 
 
-def channel_stats(series: np.ndarray) -> Normalizer:
-    """Per-channel mean and std of a (T, C, H, W) series, float64, one channel at a time."""
-    mean = np.array([series[:, c].mean(dtype=np.float64) for c in range(series.shape[1])])
-    std = np.array([series[:, c].std(dtype=np.float64) for c in range(series.shape[1])])
-    return Normalizer(mean, np.where(std > 0, std, 1.0))
+def series_stats(
+    series: np.ndarray, phases: np.ndarray, n_phases: int
+) -> tuple[Normalizer, Climatology]:
+    """Normaliser and climatology of a raw (T, C, H, W) TRAIN series through
+    :class:`~svqcast.data.streaming.StreamingStats`, in the blocks the lazy mode reads (so
+    both modes give the same statistics to the bit)."""
+    stats = StreamingStats(series.shape[1:], n_phases)
+    chunk = chunk_frames(series.shape[1:])
+    for lo, block in zip(range(0, len(series), chunk), rechunk([series], chunk)):
+        stats.add(block, phases[lo : lo + chunk])
+    return stats.result()
 
 
 def normalize_inplace(series: np.ndarray, norm: Normalizer) -> np.ndarray:
@@ -459,6 +305,7 @@ def _parse(name: str, options: dict[str, Any]):
     }
     _check_disjoint(years)
     res = resolution_of(options.get("resolution"))
+    lazy_mode(options.get("lazy"))  # checked here, decided in load
     return ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res
 
 
@@ -496,7 +343,10 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     val_years, test_years ((first, last)), levels (hPa; r: (1000,), mv: (150, 500, 850)),
     protocol ("standard": val = the val years; "openstl": val = the test split, as the
     published tables), openstl_mv_indexing (mv and hmv only, default False), resolution
-    (5.625 default, 2.8125, 1.40625 deg: the folder, file names and grid follow it).
+    (5.625 default, 2.8125, 1.40625 deg: the folder, file names and grid follow it), lazy
+    (true, false, auto: windows read on demand from the files), cache (lazy statistics kept
+    under the root, default true), open_files (lazy: year files open at once per process,
+    default 64).
     """
     ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res = _parse(name, options)
 
@@ -513,35 +363,60 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             f"root {root}"
         )
 
-    train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
-    norm = channel_stats(train_raw)
-    train_series = normalize_inplace(train_raw, norm)
     time_step = reader.canonical_step(f"{ws.step_hours}h")
     phase_fn, n_phases, climatology_kind = climatology_phases(time_step, "the train years")
-    climatology = fit_climatology(train_series, phase_fn(train_t), n_phases)
+    mode = lazy_mode(options.get("lazy"))
+    open_files = int(_get(options, "open_files", OPEN_FILES))
+    if open_files < 1:
+        raise ConfigError(f"open_files must be >= 1, got {open_files}")
+    if mode == "auto":
+        held = {k: v for k, v in years.items() if protocol != "openstl" or k != "val"}
+        need = estimated_bytes(ws, root, held, levels, res)
+        mode = "true" if need > AUTO_FRACTION * available_bytes() else "false"
+    cache_file = None
 
-    def windows(series: np.ndarray, times: np.ndarray, split: str) -> ArrayWindows:
-        starts = contiguous_starts(
-            times, offsets, stride, frame_step, where=f"{name} {split} years {years[split]}"
-        )
-        return ArrayWindows(
-            series,
-            in_len,
-            out_len,
-            starts,
-            times=times,
-            phase_fn=phase_fn,
-            offsets=offsets,
-        )
+    def starts_of(times: np.ndarray, split: str) -> np.ndarray:
+        where = f"{name} {split} years {years[split]}"
+        return contiguous_starts(times, offsets, stride, frame_step, where=where)
 
-    train = windows(train_series, train_t, "train")
-    test_raw, test_t, _, _ = read_series(root, name, years["test"], levels, res)
-    test = windows(normalize_inplace(test_raw, norm), test_t, "test")
-    if protocol == "openstl":
-        val = test
+    if mode == "true":
+        # every split's files and windows are checked before the (long) statistics pass
+        parts = ("train", "test") if protocol == "openstl" else ("train", "test", "val")
+        scanned = {s: scan(name, ws, root, years[s], levels, res) for s in parts}
+        starts = {s: starts_of(scanned[s]["times"], s) for s in parts}
+        channels = field_channels(ws, levels, scanned["train"]["units"])
+        meta = scanned["train"]["meta"]
+        shape = (len(channels), *RESOLUTIONS[res])
+        phases = phase_fn(scanned["train"]["times"])
+
+        def compute():
+            return train_stats(scanned["train"], shape, phases, n_phases, channels)
+
+        if _flag(options.get("cache", True)):
+            key = cache_key(name, scanned["train"], channels, res, ws.step_hours, years["train"])
+            norm, climatology, cache_file = cached_stats(root, CACHE_KIND, key, compute)
+        else:
+            norm, climatology = compute()
+
+        def windows(split: str) -> NetcdfWindows:
+            return NetcdfWindows(scanned[split], starts[split], offsets, in_len, norm,
+                                 phase_fn, channels, open_files)  # fmt: skip
+
     else:
-        val_raw, val_t, _, _ = read_series(root, name, years["val"], levels, res)
-        val = windows(normalize_inplace(val_raw, norm), val_t, "val")
+        train_raw, train_t, channels, meta = read_series(root, name, years["train"], levels, res)
+        norm, climatology = series_stats(train_raw, phase_fn(train_t), n_phases)
+        series = {"train": (normalize_inplace(train_raw, norm), train_t)}
+
+        def windows(split: str) -> ArrayWindows:
+            if split not in series:
+                raw, t, _, _ = read_series(root, name, years[split], levels, res)
+                series[split] = (normalize_inplace(raw, norm), t)
+            data, t = series[split]
+            kw = dict(times=t, phase_fn=phase_fn, offsets=offsets)
+            return ArrayWindows(data, in_len, out_len, starts_of(t, split), **kw)
+
+    train, test = windows("train"), windows("test")
+    val = test if protocol == "openstl" else windows("val")
 
     spec = DataSpec(
         name=name,
@@ -565,6 +440,8 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             "offsets": offsets.tolist(),
             "climatology_phases": "month_hour",
             "climatology": climatology_kind,
+            "lazy": mode == "true",
+            "stats_cache": cache_file,
         },
         time_step=time_step,
         calendar=meta["calendar"],
@@ -572,6 +449,12 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         attrs=meta["attrs"],
     )
     return Splits(train=train, val=val, test=test, spec=spec, climatology=climatology)
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "0", "off")
+    return bool(value)
 
 
 def _check_disjoint(years: dict[str, tuple[int, int]]) -> None:

@@ -30,8 +30,6 @@ Windows never straddle a gap in time (between years, or missing frames).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,7 @@ import numpy as np
 import torch
 
 from svqcast.data import reader
-from svqcast.data.base import Climatology, ForecastDataset, Splits, check_protocol, year_range
+from svqcast.data.base import ForecastDataset, Splits, check_protocol, year_range
 from svqcast.data.reader_times import (
     calendar_of,
     canonical_step,
@@ -48,10 +46,10 @@ from svqcast.data.reader_times import (
     step_seconds,
     times_to_seconds,
 )
-from svqcast.data.spec import Channel, DataSpec, Normalizer
+from svqcast.data.spec import Channel, DataSpec
+from svqcast.data.streaming import StreamingStats, cached_stats, chunk_frames, first_nonfinite
 from svqcast.data.windows import climatology_phases, contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, SvqcastError, one_line
-from svqcast.io import atomic_write_text, atomic_write_with
 
 DEFAULTS: dict[str, Any] = {
     "path": None,
@@ -68,9 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "cache": True,
     "chunk": None,
 }
-#: Bytes of float64 data per chunk of the statistics pass when ``chunk`` is not given.
-CHUNK_BYTES = 64 * 2**20
-CACHE_DIR = ".svqcast/weatherbench2"
+CACHE_KIND = "weatherbench2"  # statistics under <root>/.svqcast/weatherbench2/
 
 
 def describe(name: str) -> str:
@@ -287,108 +283,21 @@ class ZarrWindows(ForecastDataset):
 
 
 def streaming_stats(ds, sel, frames, phases, n_phases, chunk, source=""):
-    """One pass over the store frames ``frames``: (Normalizer, Climatology) with per-channel
-    mean/std merged chunk by chunk in float64 and the climatology normalised at the end."""
-    c, h, w = sel.shape
-    count, mean, m2 = 0, np.zeros(c), np.zeros(c)
-    sums = np.zeros((n_phases, c, h, w))
-    counts = np.zeros(n_phases)
+    """One pass over the store frames ``frames``, ``chunk`` at a time: (Normalizer,
+    Climatology) from :class:`svqcast.data.streaming.StreamingStats`."""
+    stats = StreamingStats(sel.shape, n_phases)
     for lo in range(0, len(frames), chunk):
-        block = read_frames(ds, sel, frames[lo : lo + chunk], source).astype(np.float64)
-        bad = ~np.isfinite(block)
-        if bad.any():
-            t, ch, y, x = (int(i) for i in np.argwhere(bad)[0])
+        block = read_frames(ds, sel, frames[lo : lo + chunk], source)
+        bad = first_nonfinite(block)
+        if bad is not None:
+            count, (t, ch, y, x) = bad
             raise DataError(
-                f"{source}: {int(bad.sum())} non-finite training values; first at store "
+                f"{source}: {count} non-finite training values; first at store "
                 f"frame {int(frames[lo + t])}, channel {sel.channels[ch].name}, (y, x) = "
                 f"({y}, {x}); select other variables or years"
             )
-        n = len(block)
-        b_mean = block.mean(axis=(0, 2, 3))
-        b_m2 = ((block - b_mean[None, :, None, None]) ** 2).sum(axis=(0, 2, 3))
-        k = n * h * w
-        delta = b_mean - mean
-        total = count + k
-        mean = mean + delta * k / total
-        m2 = m2 + b_m2 + delta**2 * count * k / total
-        count = total
-        ph = phases[lo : lo + chunk]
-        for p in np.unique(ph):
-            sums[p] += block[ph == p].sum(axis=0)
-        counts += np.bincount(ph, minlength=n_phases)
-    std = np.sqrt(m2 / count)
-    norm = Normalizer(mean, np.where(std > 0, std, 1.0))
-    have = counts > 0
-    raw = np.empty_like(sums)
-    raw[have] = sums[have] / counts[have, None, None, None]
-    overall = sums.sum(axis=0) / counts.sum()
-    by_hour = np.arange(n_phases) % 24 if n_phases % 24 == 0 else np.zeros(n_phases, np.int64)
-    for p in np.flatnonzero(~have):
-        same = have & (by_hour == by_hour[p])
-        raw[p] = sums[same].sum(axis=0) / counts[same].sum() if same.any() else overall
-    clim = (raw - mean[None, :, None, None]) / norm.std[None, :, None, None]
-    return norm, Climatology(clim.astype(np.float32))
-
-
-def _cache_paths(root: str | Path, key: dict[str, Any]) -> tuple[Path, Path]:
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    base = Path(root) / CACHE_DIR / digest
-    return base.with_suffix(".json"), base.with_suffix(".climatology.npy")
-
-
-def _read_cache(meta_path: Path, clim_path: Path, key: dict[str, Any]):
-    """(Normalizer, Climatology, meta path) of a complete cache entry for ``key``, else None
-    (missing, for another key, or broken: recomputed)."""
-    if not (meta_path.is_file() and clim_path.is_file()):
-        return None
-    try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("key") != key:
-            return None
-        norm = Normalizer.from_dict(meta["normalizer"])
-        return norm, Climatology(np.load(clim_path)), str(meta_path)
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
-
-
-def _cached(root, key, compute):
-    """(Normalizer, Climatology, cache file) from the cache for ``key``, else ``compute()``
-    saved there (an unwritable root only skips the saving).
-
-    Several processes (DDP ranks, nodes on a shared filesystem) may load at once: the first
-    takes an OS lock on ``<key>.lock`` and computes; the others wait for it, then read its
-    files. Both files are written atomically (:mod:`svqcast.io`), the climatology first, so
-    a reader sees a complete entry or none (also where the filesystem has no file locks and
-    every process computes)."""
-    meta_path, clim_path = _cache_paths(root, key)
-    found = _read_cache(meta_path, clim_path, key)
-    if found is not None:
-        return found
-    from filelock import FileLock
-
-    lock = FileLock(meta_path.with_suffix(".lock"))
-    try:
-        meta_path.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-        locked = True
-    except (OSError, NotImplementedError):  # unwritable root, or no file locks there
-        locked = False  # every process computes; the atomic writes keep the files whole
-    try:
-        found = _read_cache(meta_path, clim_path, key) if locked else None
-        if found is not None:  # written while this process waited for the lock
-            return found
-        norm, clim = compute()
-        try:
-            atomic_write_with(clim_path, lambda f: np.save(f, clim.mean))
-            atomic_write_text(
-                meta_path, json.dumps({"key": key, "normalizer": norm.to_dict()}, indent=1)
-            )
-        except OSError:
-            return norm, clim, None
-        return norm, clim, str(meta_path)
-    finally:
-        if locked:
-            lock.release()
+        stats.add(block, phases[lo : lo + chunk])
+    return stats.result()
 
 
 # ----------------------------------------------------------------------------- load
@@ -427,7 +336,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             return keep[mask], times[mask]
 
         train_frames, train_times = part("train")
-        chunk = opts["chunk"] or max(1, CHUNK_BYTES // (8 * int(np.prod(sel.shape))))
+        chunk = opts["chunk"] or chunk_frames(sel.shape)
         phases = phase_fn(train_times) if phase_fn is not None else np.zeros(len(train_times), int)
 
         def compute():
@@ -444,7 +353,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             "grid": list(sel.shape),
         }
         if opts["cache"]:
-            norm, climatology, cache_file = _cached(root, key, compute)
+            norm, climatology, cache_file = cached_stats(root, CACHE_KIND, key, compute)
         else:
             (norm, climatology), cache_file = compute(), None
     finally:
