@@ -14,7 +14,8 @@ from svqcast.quantizers import (
     build_quantizer,
     optimizer_param_groups,
 )
-from svqcast.quantizers.svq import MLP_PARAMETRISATIONS, PARAMETRISATIONS, RMS_EPS, SVQ
+from svqcast.quantizers.parametrisations import MLP_PARAMETRISATIONS, PARAMETRISATIONS, RMS_EPS
+from svqcast.quantizers.svq import SVQ
 
 K, C, MID = 300, 6, 16
 

@@ -44,6 +44,12 @@ from torch import nn
 
 from svqcast.errors import ConfigError, choices_error
 from svqcast.quantizers.base import ParamGroup, Quantizer, QuantizerOutput
+from svqcast.quantizers.parametrisations import (
+    MLP_PARAMETRISATIONS,
+    PARAMETRISATIONS,
+    check_parametrisation,
+    finish_output,
+)
 
 CODEBOOK_INITS: tuple[str, ...] = (
     "normal",
@@ -54,15 +60,6 @@ CODEBOOK_INITS: tuple[str, ...] = (
     "trunc",
     "orthogonal",
 )
-PARAMETRISATIONS: tuple[str, ...] = (
-    "paper",
-    "lr_scaled",
-    "readout",
-    "rmsnorm",
-    "residual",
-    "warmup",
-)
-RMS_EPS = 1e-6  # the rmsnorm parametrisation's epsilon inside the root
 SPARSE_INIT_SPARSITY = 0.9  # fraction of zeros per column for init="sparse"
 NEAR_ZERO_REL = 0.01  # a weight is "near zero" when |w| < NEAR_ZERO_REL * std(all weights)
 
@@ -204,54 +201,6 @@ def sample_code_weights(quantizer: Quantizer, z: torch.Tensor, max_tokens: int) 
 # ---------------------------------------------------------------------------------- SVQ
 
 
-def finish_output(
-    tokens: torch.Tensor,
-    mixed: torch.Tensor,
-    gain: torch.Tensor | None,
-    residual_scale: torch.Tensor | None,
-) -> torch.Tensor:
-    """The last step of the ``rmsnorm`` / ``residual`` parametrisations on (T, C) outputs:
-    ``gain * mixed / rms(mixed)`` per token, or ``tokens + residual_scale * mixed``; with
-    neither, ``mixed`` itself."""
-    if gain is not None:
-        wide = mixed.float() if mixed.dtype in (torch.float16, torch.bfloat16) else mixed
-        ms = wide.square().mean(-1, keepdim=True)  # in float32 at least
-        return (mixed * torch.rsqrt(ms + RMS_EPS).to(mixed.dtype)) * gain.to(mixed.dtype)
-    if residual_scale is not None:
-        return tokens + residual_scale.to(mixed.dtype) * mixed
-    return mixed
-
-
-def _check_parametrisation(
-    name: str, lr_scale: float | None, readout_power: float | None, warmup_steps: int | None
-) -> None:
-    """ConfigError for an unknown parametrisation, or a knob set for another one."""
-    if name not in PARAMETRISATIONS:
-        raise choices_error("SVQ parametrisation", name, PARAMETRISATIONS)
-    for knob, value, owner in (
-        ("lr_scale", lr_scale, "lr_scaled"),
-        ("readout_power", readout_power, "readout"),
-        ("warmup_steps", warmup_steps, "warmup"),
-    ):
-        if value is None:
-            continue
-        if name != owner:
-            raise ConfigError(
-                f"quantizer 'svq': {knob} is an option of parametrisation {owner!r}, not of "
-                f"{name!r}; set parametrisation: {owner} or drop {knob}"
-            )
-        bad = (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-            or (knob == "warmup_steps" and not isinstance(value, int))
-        )
-        if bad:
-            kind = "a positive integer" if knob == "warmup_steps" else "a positive number"
-            raise ConfigError(f"quantizer 'svq': {knob} must be {kind}, got {value!r}")
-
-
 class SVQ(Quantizer):
     """Sparse soft vector quantization: each token becomes ``w M``, ``w`` from a small MLP.
 
@@ -304,7 +253,7 @@ class SVQ(Quantizer):
         warmup_steps: int | None = None,
     ) -> None:
         super().__init__(channel_first)
-        _check_parametrisation(parametrisation, lr_scale, readout_power, warmup_steps)
+        check_parametrisation(parametrisation, lr_scale, readout_power, warmup_steps)
         for name, value in (
             ("dim", dim),
             ("codebook_size", codebook_size),
@@ -560,9 +509,6 @@ class SVQ(Quantizer):
 # ---------------------------------------------------------------------------------- mlp
 
 
-MLP_PARAMETRISATIONS: tuple[str, ...] = ("paper", "rmsnorm", "residual", "warmup")
-
-
 class BottleneckMLP(Quantizer):
     """``mlp``: dim -> middim -> dim with no codebook, the control for SVQ.
 
@@ -589,7 +535,7 @@ class BottleneckMLP(Quantizer):
         check_positive("middim", middim, "quantizer 'mlp'")
         if parametrisation not in MLP_PARAMETRISATIONS:
             raise choices_error("mlp parametrisation", parametrisation, MLP_PARAMETRISATIONS)
-        _check_parametrisation(parametrisation, None, None, warmup_steps)
+        check_parametrisation(parametrisation, None, None, warmup_steps)
         self.dim = dim
         self.middim = middim
         self.hid_relu = hid_relu
