@@ -391,3 +391,25 @@ def test_paired_groups_list_every_row_against_no_quantizer_and_the_codebook_pair
     for row, against in group.pairs:
         assert f"| {table[row].label} | {table[against].label} | 3 |" in text
     assert "Paired by seed" in tables.group_section("param", BUDGETS["full"], False, records)
+
+
+def test_decision_rule_makes_a_default_only_when_both_budgets_pass():
+    short = {
+        "none": [_rec(s, 1.0 + 0.01 * s) for s in range(5)],
+        "svq_p_readout": [_rec(s, 0.95 + 0.01 * s) for s in range(5)],  # -5%, tight CI
+        "svq_p_rmsnorm": [_rec(s, (0.9, 1.1, 0.95, 1.05, 1.0)[s]) for s in range(5)],  # wide
+    }
+    long = {
+        "none": [_rec(s, 0.5) for s in range(5)],
+        "svq_p_readout": [_rec(s, 0.45) for s in range(5)],  # -10%: passes (b)
+        "svq_p_rmsnorm": [_rec(s, 0.40) for s in range(5)],
+    }
+    cands = ["svq_p_readout", "svq_p_rmsnorm"]
+    text = tables.decision_section(short, long, cands)
+    assert "Verdict: SVQ, readout x 1/K (init x sqrt K) passes both" in text
+    # rmsnorm wins at 2,000 steps but its 200-step CI reaches above 1.02: not a default
+    assert "| SVQ, RMS-normalised output, gain |" in text and "| no | 0.800, 5 | yes |" in text
+    long["svq_p_readout"] = [_rec(s, 0.48) for s in range(5)]  # only -4% at 2,000 steps
+    text = tables.decision_section(short, long, cands)
+    assert "no candidate passes both conditions; the paper's parametrisation stays" in text
+    assert "recommended candidate is SVQ, RMS-normalised output, gain" in text  # (1.0 + 0.8)/2

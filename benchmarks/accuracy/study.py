@@ -19,7 +19,7 @@ from typing import Any
 from svqcast.errors import ConfigError, SvqcastError
 
 from .runner import Task, estimate_seconds, execute, load_result, saved_records
-from .tables import group_section, write_report
+from .tables import decision_section, group_section, write_report
 from .variants import BUDGETS, GROUPS, Budget, DataChoice, describe_budget
 
 RUN_COMMAND = "python benchmarks/accuracy/run.py"  # how the docs and messages name the benchmark
@@ -178,6 +178,12 @@ def run_benchmark(
         )
         raw[name] = records
         sections.append(group_section(name, budgets[name], quick, records))
+        log("\n" + sections[-1])
+    if {"param", "param_long"} <= set(raw) and not quick:
+        from .variants import PARAMETRISATIONS
+
+        candidates = [f"svq_p_{n}" for n in PARAMETRISATIONS]
+        sections.append(decision_section(raw["param"], raw["param_long"], candidates))
         log("\n" + sections[-1])
     return write_report(
         out_dir,

@@ -230,6 +230,79 @@ def paired_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> s
     return "\n".join(lines)
 
 
+# The decision rule of the parametrisation study (docs/benchmarks.md, written before the
+# runs): a candidate becomes SVQ's default only if at 200 steps its MAE is at most no
+# quantizer's with the 95% CI of the paired ratio at most 1.02, and at 2,000 steps it is at
+# least 8% better.
+DECISION_RULE = {"short_ratio": 1.0, "short_ci_high": 1.02, "long_ratio": 0.92}
+
+
+def _ratio_of_means(row: str, ref: str, metric: str, records: Mapping[str, list]) -> float:
+    """mean(row) / mean(reference) over the seeds both have (nan without a pair)."""
+    pr = paired_ratio(row, ref, metric, records)
+    if pr is None:
+        return math.nan
+    a = {r["seed"]: r["metrics"][metric] for r in records[row] if r.get("status") == "ok"}
+    b = {r["seed"]: r["metrics"][metric] for r in records[ref] if r.get("status") == "ok"}
+    return statistics.fmean(a[s] for s in pr.seeds) / statistics.fmean(b[s] for s in pr.seeds)
+
+
+def decision_section(
+    short: Mapping[str, list], long: Mapping[str, list], candidates: Sequence[str]
+) -> str:
+    """The decision rule applied to the saved runs of the short (200-step) and long
+    (2,000-step) parametrisation groups: one row per candidate, then the verdict."""
+    rule, metric, ref = DECISION_RULE, "mae", "none"
+    table = variants()
+    lines = [
+        "### The decision (the rule applied to the runs above)",
+        "",
+        "| candidate | 200 steps: MAE ratio (mean / mean), geometric [95% CI], seeds | "
+        "(a) passes | 2,000 steps: MAE ratio, seeds | (b) passes |",
+        "|---|---|---|---|---|",
+    ]
+    passed, both = [], {}
+    for row in candidates:
+        pr = paired_ratio(row, ref, metric, short)
+        if pr is None:
+            continue
+        r_short = _ratio_of_means(row, ref, metric, short)
+        a = r_short <= rule["short_ratio"] and pr.high <= rule["short_ci_high"]
+        pl = paired_ratio(row, ref, metric, long)
+        r_long = _ratio_of_means(row, ref, metric, long)
+        b = pl is not None and r_long <= rule["long_ratio"]
+        long_cell = "not run" if pl is None else f"{r_long:.3f}, {len(pl.seeds)}"
+        lines.append(
+            f"| {table[row].label} | {r_short:.3f}, {pr.mean:.3f} [{pr.low:.3f}, "
+            f"{pr.high:.3f}], {len(pr.seeds)} | {'yes' if a else 'no'} | {long_cell} | "
+            f"{'yes' if b else ('n/a' if pl is None else 'no')} |"
+        )
+        if a and b:
+            passed.append((r_long, row))
+        if pl is not None:
+            both[row] = (r_short + r_long) / 2
+    lines.append("")
+    if passed:
+        winner = min(passed)[1]
+        lines.append(
+            f"**Verdict: {table[winner].label} passes both conditions and becomes the "
+            "default** (the lowest 2,000-step ratio among those that pass)."
+        )
+    else:
+        best = min(both, key=both.get) if both else None
+        pick = (
+            f"the recommended candidate is {table[best].label} (lowest mean of its two "
+            f"ratios: {both[best]:.3f})"
+            if best
+            else "no candidate ran at both budgets"
+        )
+        lines.append(
+            "**Verdict: no candidate passes both conditions; the paper's parametrisation "
+            f"stays the default**; {pick}."
+        )
+    return "\n".join(lines) + "\n"
+
+
 def group_section(name: str, budget: Budget, quick: bool, records: Mapping[str, list]) -> str:
     """The Markdown section of group ``name``: its title (with its budget unless that is the
     full one) and its table; paired groups add the paired-ratio table."""
