@@ -291,7 +291,7 @@ GROUPS: dict[str, Group] = {
         "digits",
         ("none_mse", "svq_mse", "mlp_mse", *(f"svq_p_{n}_mse" for n in PARAMETRISATIONS)),
         ("none_mse", "svq_p_readout_mse"),
-        ("mae", "mse", "ssim"),
+        ("mse", "mae", "ssim"),  # trained with MSE: the paired ratios compare MSE
         "Moving digits with the MSE loss, SVQ's parametrisations",
         paired=True,
     ),
