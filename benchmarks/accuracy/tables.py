@@ -150,6 +150,15 @@ def markdown_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) ->
     return "\n".join(lines)
 
 
+def by_seed(records: Mapping[str, list[dict[str, Any]]], name: str, metric: str) -> dict:
+    """{seed: metric} of the finished runs of row ``name`` (finite values only)."""
+    return {
+        r["seed"]: r["metrics"][metric]
+        for r in records.get(name, [])
+        if r.get("status") == "ok" and math.isfinite(r["metrics"].get(metric, math.nan))
+    }
+
+
 @dataclass
 class PairedRatio:
     """``row`` against ``reference`` over the seeds both have: the per-seed ratios of one
@@ -171,14 +180,7 @@ def paired_ratio(
 ) -> PairedRatio | None:
     """The :class:`PairedRatio` of ``row`` to ``reference``; None with fewer than 2 pairs."""
 
-    def by_seed(name: str) -> dict[int, float]:
-        return {
-            r["seed"]: r["metrics"][metric]
-            for r in records.get(name, [])
-            if r.get("status") == "ok" and math.isfinite(r["metrics"].get(metric, math.nan))
-        }
-
-    a, b = by_seed(row), by_seed(reference)
+    a, b = by_seed(records, row, metric), by_seed(records, reference, metric)
     seeds = sorted(set(a) & set(b))
     if len(seeds) < 2:
         return None
@@ -220,8 +222,7 @@ def paired_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> s
         pr = paired_ratio(row, ref, metric, records)
         if pr is None:
             continue
-        a = {r["seed"]: r["metrics"][metric] for r in records[row] if r.get("status") == "ok"}
-        b = {r["seed"]: r["metrics"][metric] for r in records[ref] if r.get("status") == "ok"}
+        a, b = by_seed(records, row, metric), by_seed(records, ref, metric)
         values = ", ".join(f"{s}: {_num(a[s], 3)}/{_num(b[s], 3)}" for s in pr.seeds)
         lines.append(
             f"| {table[row].label} | {table[ref].label} | {len(pr.seeds)} | "
@@ -242,8 +243,7 @@ def _ratio_of_means(row: str, ref: str, metric: str, records: Mapping[str, list]
     pr = paired_ratio(row, ref, metric, records)
     if pr is None:
         return math.nan
-    a = {r["seed"]: r["metrics"][metric] for r in records[row] if r.get("status") == "ok"}
-    b = {r["seed"]: r["metrics"][metric] for r in records[ref] if r.get("status") == "ok"}
+    a, b = by_seed(records, row, metric), by_seed(records, ref, metric)
     return statistics.fmean(a[s] for s in pr.seeds) / statistics.fmean(b[s] for s in pr.seeds)
 
 
