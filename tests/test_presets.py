@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # named recipe with the one option the ablation varies.
 # columns: source, translator, lr, batch, drop_path, warm-up epochs (None: OneCycle, which
 # has no warm-up), epochs, early-stopping patience, loss, K, codebook init, frozen codebook
-# (K, init, frozen None: no quantizer or a library quantizer).
+# (K, init, frozen None: no quantizer or a library quantizer). The official parser
+# (openstl/utils/parser.py of the fork) defaults: epoch 200, patience 10, warmup_epoch 0,
+# drop_path 0; its tools/train.py takes every key a config sets over them.
 # fmt: off
 S = "S weather/t2m_5_625/"
 O = "O weather/"
@@ -73,19 +75,23 @@ OFFICIAL: dict[str, tuple] = {
     # TaxiBJ
     "taxibj_svq": _row("S taxibj/simvp/SimVPVQ_gSTA_learnable.py", "gsta", 5e-4, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", False),  # noqa: E501
     "taxibj_svq_frozen": _row("S taxibj/simvp/SimVPVQ_gSTA_frozen.py", "gsta", 5e-4, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", True),  # noqa: E501
-    "taxibj_simvp": _row("no official TaxiBJ SimVP-gSTA config (S taxibj/simvp/SimVP_Swin.py is Swin): taxibj_svq's recipe, MSE", "gsta", 5e-4, 16, 0.1, 5, 50, 10, "mse"),  # noqa: E501
+    "taxibj_simvp": _row("no official TaxiBJ SimVP-gSTA config (the official one is Swin: taxibj_simvp_swin): taxibj_svq's recipe, MSE", "gsta", 5e-4, 16, 0.1, 5, 50, 10, "mse"),  # noqa: E501
+    "taxibj_simvp_swin": _row("S taxibj/simvp/SimVP_Swin.py (epoch 50 set there; patience not: the parser's 10; no loss: SimVP's MSE)", "swin", 5e-4, 16, 0.1, 5, 50, 10, "mse"),  # noqa: E501
     "taxibj_svq_convnext": _row("S taxibj/simvp/SimVPVQ_ConvNeXt_learnable.py", "convnext", 1e-3, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", False),  # noqa: E501
     "taxibj_svq_frozen_convnext": _row("S taxibj/simvp/SimVPVQ_ConvNeXt_frozen.py", "convnext", 1e-3, 16, 0.1, 5, 50, 10, "mae", 10000, "kaiming", True),  # noqa: E501
     # video (OneCycle: no warm-up; KittiCaltech's configs set 5, which OneCycle ignores)
     "kth_svq": _row("S kth/simvp/SimVPVQ_IncepU_learnable.py", "incepu", 5e-4, 4, 0.1, None, 100, 50, "mae", 6000, "kaiming", False),  # noqa: E501
     "kth_svq_frozen": _row("S kth/simvp/SimVPVQ_IncepU_frozen.py", "incepu", 5e-4, 4, 0.1, None, 100, 50, "mae", 6000, "kaiming", True),  # noqa: E501
-    "kth_simvp": _row("S kth/simvp/SimVP_IncepU.py (no epochs there: kth_svq's 100)", "incepu", 1e-3, 8, 0.1, None, 100, 10, "mse"),  # noqa: E501
+    "kth_simvp": _row("S kth/simvp/SimVP_IncepU.py (no epoch or patience there, and no command line passing them in the fork: the parser's 200 and 10)", "incepu", 1e-3, 8, 0.1, None, 200, 10, "mse"),  # noqa: E501
     "kitticaltech_svq": _row("S kitticaltech/simvp/SimVPVQ_gSTA_learnable.py", "gsta", 1.25e-3, 4, 0.2, None, 100, 50, "mae", 6000, "kaiming", False),  # noqa: E501
     "kitticaltech_svq_frozen": _row("S kitticaltech/simvp/SimVPVQ_gSTA_freeze.py", "gsta", 1.25e-3, 4, 0.2, None, 100, 50, "mae", 6000, "kaiming", True),  # noqa: E501
     "kitticaltech_simvp": _row("S kitticaltech/simvp/SimVP_gSTA.py", "gsta", 5e-3, 8, 0.2, None, 100, 50, "mse"),  # noqa: E501
     "human_svq": _row("S human/simvp/SimVPVQ_gSTA_learnable.py", "gsta", 2.5e-4, 4, 0.1, 0, 50, 50, "mae", 10000, "kaiming", False),  # noqa: E501
     "human_svq_frozen": _row("S human/simvp/SimVPVQ_gSTA_frozen.py", "gsta", 2.5e-4, 4, 0.1, 0, 50, 50, "mae", 10000, "kaiming", True),  # noqa: E501
-    "human_simvp": _row("S human/simvp/SimVP_gSTA.py (no epochs there: human_svq's 50)", "gsta", 1e-3, 16, 0.1, 0, 50, 10, "mse"),  # noqa: E501
+    "human_simvp": _row("S human/simvp/SimVP_gSTA.py (no epoch or patience there, and no command line passing them in the fork: the parser's 200 and 10)", "gsta", 1e-3, 16, 0.1, 0, 200, 10, "mse"),  # noqa: E501
+    # TAU + residual VQ on r: the fork's TAUVQ.py (method TAUVQ, which the fork does not
+    # implement); no epoch, patience or loss there: the parser's 200 and 10, TAU's MSE
+    "r_tau_rvq": _row("S weather/r_5_625/TAUVQ.py", "tau", 1e-3, 16, 0.1, 5, 200, 10, "mse"),
     # the classic quantizers (MSE loss)
     "t2m_vq": _t2m(S + "ablation_vq/VQ.py", **_LIB),
     "t2m_mhvq": _t2m(S + "ablation_vq/MultiHeadVQ.py", **_LIB),
@@ -155,6 +161,17 @@ for _tr, (_file, _lr, _dp) in _SVQ_TR.items():
 for _tr, (_file, _lr, _dp) in _SIMVP_TR.items():
     OFFICIAL[f"t2m_simvp_{_tr}"] = _row(O + _file, _tr, _lr, 16, _dp, 0, 50, 10, "mse")
 
+# (hid_S, hid_T, N_S, N_T) of every official config of a dataset (the configs of the paper's
+# code; OpenSTL's WeatherBench SimVP configs alike): S weather/*/*.py, S taxibj/simvp/*.py,
+# S kth/simvp/*.py, S kitticaltech/simvp/*.py, S human/simvp/*.py
+ARCH = {"weather": (32, 256, 2, 8), "taxibj": (32, 256, 2, 8), "kth": (64, 256, 2, 6),
+        "kitticaltech": (64, 256, 2, 6), "human": (64, 512, 4, 6)}
+
+
+def _arch(name: str) -> tuple[int, int, int, int]:
+    return ARCH[next((d for d in ARCH if name.startswith(d + "_")), "weather")]
+
+
 # what else each official config sets (dotted keys of the resolved preset)
 EXTRA: dict[str, dict] = {
     **{f"t2m_noise_{p}": {"model.noise": p} for p in (0.1, 0.2, 0.3, 0.4, 0.5)},
@@ -176,15 +193,19 @@ EXTRA: dict[str, dict] = {
     "t2m_freeze_both": {"model.quantizer_options.freeze_mlp": True},
     "t2m_post": {"model.quantizer_position": "post"},
     "t2m_simvp_tau": {"model.ddr_weight": 0.1},
-    "t2m_vq": {"model.quantizer": "vq", "model.quantizer_options.codebook_size": 1024,
-               "model.quantizer_options.decay": 0.8},
-    "t2m_mhvq": {"model.quantizer": "mhvq", "model.quantizer_options.heads": 8},
-    "t2m_rvq": {"model.quantizer": "rvq", "model.quantizer_options.num_quantizers": 8},
-    "t2m_rvq_stochastic": {"model.quantizer_options.sample_codebook_temp": 0.1},
-    "t2m_grvq": {"model.quantizer": "grvq", "model.quantizer_options.groups": 2},
-    "t2m_lfq": {"model.quantizer": "lfq", "model.quantizer_options.codebook_size": 8192},
-    "t2m_rlfq": {"model.quantizer": "rlfq", "model.quantizer_options.codebook_size": 256},
-    "t2m_rfsq": {"model.quantizer": "rfsq", "model.quantizer_options.num_quantizers": 8},
+    # every option of the classic quantizers (S weather/t2m_5_625/ablation_vq/*.py, dim = hid_S;
+    # MultiHeadVQ.py's codebook_dim 32 = hid_S is the adapter's default, checked below)
+    "t2m_vq": {"model.quantizer": "vq", "model.quantizer_options": {"codebook_size": 1024, "decay": 0.8, "commitment_weight": 1.0}},  # noqa: E501
+    "t2m_mhvq": {"model.quantizer": "mhvq", "model.quantizer_options": {"codebook_size": 1024, "heads": 8, "separate_codebook_per_head": False}},  # noqa: E501
+    "t2m_rvq": {"model.quantizer": "rvq", "model.quantizer_options": {"codebook_size": 1024, "num_quantizers": 8, "shared_codebook": True}},  # noqa: E501
+    "t2m_rvq_stochastic": {"model.quantizer": "rvq", "model.quantizer_options": {"codebook_size": 1024, "num_quantizers": 8, "shared_codebook": True, "stochastic_sample_codes": True, "sample_codebook_temp": 0.1}},  # noqa: E501
+    "t2m_grvq": {"model.quantizer": "grvq", "model.quantizer_options": {"codebook_size": 1024, "num_quantizers": 8, "groups": 2, "shared_codebook": True}},  # noqa: E501
+    "t2m_lfq": {"model.quantizer": "lfq", "model.quantizer_options": {"codebook_size": 8192, "entropy_loss_weight": 0.1, "diversity_gamma": 1.0}},  # noqa: E501
+    "t2m_rlfq": {"model.quantizer": "rlfq", "model.quantizer_options": {"codebook_size": 256, "num_quantizers": 8}},  # noqa: E501
+    "t2m_rfsq": {"model.quantizer": "rfsq", "model.quantizer_options": {"levels": [8, 5, 5, 3], "num_quantizers": 8}},  # noqa: E501
+    # TAUVQ.py: codebook_size 64, codebook_dim 16, num_quantizers 8, shared_codebook False;
+    # alpha 0.1 read as OpenSTL's TAU reads it (the differential divergence weight)
+    "r_tau_rvq": {"model.quantizer": "rvq", "model.quantizer_options": {"codebook_size": 64, "codebook_dim": 16, "num_quantizers": 8, "shared_codebook": False}, "model.ddr_weight": 0.1},  # noqa: E501
 }
 # fmt: on
 
@@ -194,6 +215,13 @@ def _get(cfg: dict, dotted: str):
     for part in dotted.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return node
+
+
+def _lists(value):
+    """Tuples as lists, at any depth (the official configs write lists)."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    return list(map(_lists, value)) if isinstance(value, (list, tuple)) else value
 
 
 def _patience(cfg: dict) -> int | None:
@@ -225,6 +253,7 @@ def test_preset_matches_the_official_config(name):
     want = dict(translator=tr, lr=lr, batch=batch, drop_path=dp, epochs=epochs, patience=pat,
                 loss=loss)  # fmt: skip
     assert got == pytest.approx(want), source
+    assert (m["hid_S"], m["hid_T"], m["N_S"], m["N_T"]) == _arch(name), source
     if warm is None:
         assert m["scheduler"] == "onecycle", source
     else:
@@ -243,7 +272,11 @@ def test_preset_matches_the_official_config(name):
         assert m["quantizer"] == "none", source
     assert m.get("ddr_weight", 0.0) == EXTRA.get(name, {}).get("model.ddr_weight", 0.0)
     for key, value in EXTRA.get(name, {}).items():
-        assert _get(cfg, key) == value, (source, key)
+        assert _lists(_get(cfg, key)) == value, (source, key)
+    if m["quantizer"] not in ("svq", "none"):  # a library quantizer: every option frozen
+        assert "model.quantizer_options" in EXTRA.get(name, {}) or any(
+            k.startswith("model.quantizer_options.") for k in EXTRA.get(name, {})
+        ), f"{name}: freeze its quantizer options in EXTRA"
     assert m.get("optimizer", "adam") == "adam" and m.get("weight_decay", 0.0) == 0.0
 
 
@@ -260,6 +293,21 @@ def test_every_svq_preset_builds_the_papers_parametrisation(name):
     assert opts.get("parametrisation", "paper") == "paper"
     opts["codebook_size"] = 16  # the parametrisation, not the size, is under test
     assert build_quantizer("svq", 4, **opts).parametrisation == "paper"
+
+
+def test_library_quantizers_build_the_official_codebooks():
+    """What the option dicts become in the library: MultiHeadVQ.py's codebook_dim 32 (= hid_S,
+    the adapter's default) and one codebook shared by the 8 heads; ResidualVQ.py's shared
+    codebook; TAUVQ.py's 8 separate 64 x 16 codebooks behind a 32 -> 16 projection."""
+    mhvq = reproduce.build_model("t2m_mhvq", device="cpu").quantizer.inner
+    assert mhvq.heads == 8 and tuple(mhvq._codebook.embed.shape) == (1, 1024, 32)
+    rvq = reproduce.build_model("t2m_rvq", device="cpu").quantizer.inner
+    assert len(rvq.layers) == 8 and rvq.layers[0]._codebook is rvq.layers[7]._codebook
+    tau = reproduce.build_model("r_tau_rvq", device="cpu")
+    rvq = tau.quantizer.inner
+    assert (rvq.project_in.in_features, rvq.project_in.out_features) == (32, 16)
+    assert len(rvq.layers) == 8 and rvq.layers[0]._codebook is not rvq.layers[1]._codebook
+    assert tuple(rvq.layers[0]._codebook.embed.shape) == (1, 64, 16)
 
 
 def test_the_fit_command_builds_the_presets_early_stopping():

@@ -3,28 +3,19 @@
 Each base file ``<dataset>.yaml`` of the package's presets (:mod:`svqcast.configs`) holds
 that dataset's recipe from the paper (translator, sizes, lr, batch, K, codebook init, loss,
 schedule, epochs; the table is in docs/reproduce.md) with SVQ switched on. Every other
-experiment of the paper is the base plus a few overrides,
-composed here (one fact in one place):
-
-- ``<dataset>_svq`` (learnable codebook), ``<dataset>_svq_frozen``, ``<dataset>_simvp``
-  (no quantizer, MSE loss as the SimVP baselines), WeatherBench-HMV (``weather_hmv_*``)
-  included; TaxiBJ on ConvNeXt ``taxibj_svq_convnext``, ``taxibj_svq_frozen_convnext``;
-- the VQ-baseline comparison on t2m (MSE loss, library presets of
-  :data:`svqcast.quantizers.library.PRESETS`): ``t2m_vq``, ``t2m_mhvq``, ``t2m_rvq``,
-  ``t2m_rvq_stochastic``, ``t2m_grvq``, ``t2m_lfq``, ``t2m_rlfq``, ``t2m_rfsq``; the
-  grouped residual VQ codebook-size sweep ``t2m_grvq_k<K>`` and hard VQ after the
-  translator ``t2m_vq_post`` (figures of the paper without an official config);
-- t2m ablations: input noise ``t2m_noise_0.1`` ... ``0.5`` and SimVP under the same noise
-  ``t2m_simvp_noise_0.1`` ... ``0.5``; the four ReLU placements
-  ``t2m_relu_hid{0,1}_out{0,1}``; ``t2m_freeze_mlp``, ``t2m_freeze_both``; ``t2m_post``
-  (quantizer after the translator); SVQ on every translator ``t2m_svq_<translator>``;
-  codebook sizes ``t2m_k<K>``; codebook inits ``t2m_init_<init>``.
+experiment is the base plus a few overrides, composed here (one fact in one place):
+``<dataset>_svq``, ``<dataset>_svq_frozen``, ``<dataset>_simvp`` (no quantizer, MSE loss)
+for every base, TaxiBJ's official SimVP-Swin baseline ``taxibj_simvp_swin`` and SVQ on
+ConvNeXt; the t2m VQ baselines of :data:`svqcast.quantizers.library.PRESETS` and their
+figures without an official config (``t2m_grvq_k<K>``, ``t2m_vq_post``); the t2m
+ablations (input noise with and without SVQ, ReLUs, frozen parts, SVQ after the
+translator, every translator, codebook sizes and inits); TAU + residual VQ on r
+(``r_tau_rvq``, the fork's ``TAUVQ`` config).
 
 Every preset's resolved values equal the official configs (the paper's code; OpenSTL's for
-the SimVP baselines): drop_path, warm-up with timm's cosine, early stopping on the
-validation loss in ``trainer.callbacks``, per-translator lr; :func:`preset_table` writes
-them as the table of docs/reproduce.md and tests/test_presets.py holds them against a
-frozen copy of the official values.
+the SimVP baselines; where a config leaves a value out, the official parser's default):
+:func:`preset_table` writes them as the table of docs/reproduce.md and
+tests/test_presets.py holds them against a frozen copy of the official values.
 
 ``svqcast reproduce NAME`` runs one preset (fit, then test of the best validation
 checkpoint) and appends the result to ``<runs_dir>/results.{json,md}`` beside the paper's
@@ -87,26 +78,34 @@ TRANSLATOR_DROP_PATH = {"moganet": 0.2}  # else the base's 0.1
 TAU_DDR_WEIGHT = 0.1  # OpenSTL's TAU: MSE + 0.1 x differential divergence regularisation
 NOISE_WARMUP = {0.1: 5}  # the official noise configs: warm-up only at 0.1, patience 5
 TAXIBJ_CONVNEXT_LR = 1e-3  # TaxiBJ with SimVP-ConvNeXt + SVQ (else taxibj.yaml's recipe)
+# the fork's TAUVQ.py: residual VQ, not shared, library defaults for the rest
+TAU_RVQ_OPTIONS = {"codebook_size": 64, "codebook_dim": 16, "num_quantizers": 8,
+                   "shared_codebook": False}  # fmt: skip
+SIMVP_NO_QUANTIZER = {"model.quantizer": "none", "model.quantizer_options": None,
+                      "model.loss": "mse"}  # fmt: skip
+PARSER_EPOCHS = 200  # the official parser's default, for configs that set no epoch
+PARSER_PATIENCE = 10  # likewise for patience
 
 
 def _simvp_overrides() -> dict[str, dict[str, Any]]:
     """Where the SimVP baselines' official configs differ from their base's SVQ recipe:
     OpenSTL's single-variable WeatherBench ones train without warm-up, its WeatherBench-M
-    one with the default lr; the video ones with their own lr, batch and patience."""
+    one with the default lr; the video ones with their own lr, batch and patience, KTH's
+    and Human3.6M's for the parser's epochs (their configs set none)."""
     no_warmup = {"model.warmup_epochs": 0}
+    parser = {
+        "trainer.max_epochs": PARSER_EPOCHS,
+        "trainer.callbacks": early_stopping(PARSER_PATIENCE),
+    }
     return {
         "weather_t2m": no_warmup,
         "weather_r": no_warmup,
         "weather_uv10": no_warmup,
         "weather_tcc": no_warmup,
         "weather_mv": {"model.lr": 1e-3},
-        "kth": {"model.lr": 1e-3, "data.batch_size": 8, "trainer.callbacks": early_stopping(10)},
+        "kth": {"model.lr": 1e-3, "data.batch_size": 8, **parser},
         "kitticaltech": {"model.lr": 5e-3, "data.batch_size": 8},
-        "human": {
-            "model.lr": 1e-3,
-            "data.batch_size": 16,
-            "trainer.callbacks": early_stopping(10),
-        },
+        "human": {"model.lr": 1e-3, "data.batch_size": 16, **parser},
     }
 
 
@@ -182,7 +181,7 @@ def _presets() -> dict[str, Preset]:
                 f"{base}: SimVP + SVQ, frozen random codebook",
             )
         )
-        simvp = {"model.quantizer": "none", "model.quantizer_options": None, "model.loss": "mse"}
+        simvp = dict(SIMVP_NO_QUANTIZER)
         simvp.update(_simvp_overrides().get(base, {}))
         add(
             Preset(
@@ -212,52 +211,24 @@ def _presets() -> dict[str, Preset]:
             "trainer.callbacks": early_stopping(5),
         }
         add(Preset(f"t2m_noise_{p}", "weather_t2m", noise, f"t2m SVQ, input noise {p}"))
-    for hid in (0, 1):
-        for outr in (0, 1):
-            add(
-                Preset(
-                    f"t2m_relu_hid{hid}_out{outr}",
-                    "weather_t2m",
-                    {
-                        "model.quantizer_options.hid_relu": bool(hid),
-                        "model.quantizer_options.out_relu": bool(outr),
-                    },
-                    f"t2m SVQ, hidden ReLU {'on' if hid else 'off'}, output ReLU "
-                    f"{'on' if outr else 'off'}",
-                )
-            )
-    add(
-        Preset(
-            "t2m_freeze_mlp",
-            "weather_t2m",
-            {"model.quantizer_options.freeze_mlp": True, "model.quantizer_options.init": "kaiming"},
-            "t2m SVQ, MLP frozen at its random init",
-        )
-    )
-    add(
-        Preset(
-            "t2m_freeze_both",
-            "weather_t2m",
-            {
-                "model.quantizer_options.freeze_mlp": True,
-                "model.quantizer_options.freeze_codebook": True,
-                "model.quantizer_options.init": "kaiming",
-            },
-            "t2m SVQ, MLP and codebook both frozen",
-        )
-    )
-    add(
-        Preset(
-            "t2m_post",
-            "weather_t2m",
-            {
-                "model.quantizer_position": "post",
-                "model.quantizer_options.codebook_size": 1024,
-                "model.quantizer_options.init": "kaiming",
-            },
-            "t2m SVQ after the translator (K 1024)",
-        )
-    )
+    q = "model.quantizer_options."
+    for hid, outr in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        relu = {q + "hid_relu": bool(hid), q + "out_relu": bool(outr)}
+        text = f"hidden ReLU {'on' if hid else 'off'}, output ReLU {'on' if outr else 'off'}"
+        add(Preset(f"t2m_relu_hid{hid}_out{outr}", "weather_t2m", relu, f"t2m SVQ, {text}"))
+    appendix = {  # the appendix ablations: kaiming codebook
+        "t2m_freeze_mlp": ({q + "freeze_mlp": True}, ", MLP frozen at its random init"),
+        "t2m_freeze_both": (
+            {q + "freeze_mlp": True, q + "freeze_codebook": True},
+            ", MLP and codebook both frozen",
+        ),
+        "t2m_post": (
+            {"model.quantizer_position": "post", q + "codebook_size": 1024},
+            " after the translator (K 1024)",
+        ),
+    }
+    for name, (over, text) in appendix.items():
+        add(Preset(name, "weather_t2m", {**over, q + "init": "kaiming"}, f"t2m SVQ{text}"))
     for tr in TRANSLATOR_NAMES:
         svq: dict[str, Any] = {"model.translator": tr}
         if tr in SVQ_TRANSLATOR_LR:  # gsta is t2m_svq; tau: no official SVQ config on t2m
@@ -310,7 +281,8 @@ def _presets() -> dict[str, Preset]:
 def _add_extra_presets(add) -> None:
     """The experiments added after the first set: the SimVP + input-noise baselines, TaxiBJ
     on ConvNeXt, the grouped residual VQ codebook-size sweep and hard VQ after the
-    translator (the last two: figures of the paper with no official config)."""
+    translator (figures of the paper with no official config), TaxiBJ's official SimVP-Swin
+    baseline and the fork's TAU + residual VQ config on r."""
     from svqcast.quantizers.library import PRESETS as LIB
 
     for p in NOISE_LEVELS:  # the official raw-<p> configs: SimVP, no warm-up, patience 5
@@ -357,6 +329,30 @@ def _add_extra_presets(add) -> None:
                 f"t2m VQ baseline: {grvq['paper_row']}, codebook size {k} (MSE loss)",
             )
         )
+    add(  # the fork's only TaxiBJ SimVP config (configs/taxibj/simvp/SimVP_Swin.py)
+        Preset(
+            "taxibj_simvp_swin",
+            "taxibj",
+            {**SIMVP_NO_QUANTIZER, "model.translator": "swin"},
+            "taxibj: SimVP-Swin baseline (no quantizer, MSE loss), the official TaxiBJ one",
+        )
+    )
+    add(  # the fork's configs/weather/r_5_625/TAUVQ.py (no TAUVQ method in the fork)
+        Preset(
+            "r_tau_rvq",
+            "weather_r",
+            {
+                "model.translator": "tau",
+                "model.quantizer": "rvq",
+                "model.quantizer_options": dict(TAU_RVQ_OPTIONS),
+                "model.loss": "mse",
+                "model.ddr_weight": TAU_DDR_WEIGHT,
+                "model.drop_path": 0.1,
+                "trainer.max_epochs": PARSER_EPOCHS,
+            },
+            "r: TAU + residual VQ (K 64 x 8, dim 16), MSE + 0.1 DDR as TAU",
+        )
+    )
     vq = LIB["vq"]
     add(
         Preset(
