@@ -206,8 +206,14 @@ def test_a_window_reads_only_its_slice_and_holds_no_data(uv_root, tmp_path, monk
     first, last = one.train[0], one.train[len(one.train) - 1]
     assert list(one.train._handles.open) == [one.train.files[1][1].path]  # 2011's v10 only
     assert torch.equal(one.train[0][0], first[0]) and torch.equal(one.train[-1][1], last[1])
-    with pytest.raises(ConfigError, match="open_files must be >= 1"):
-        weather.load("weather_uv10", uv_root, lazy=True, open_files=0, **SMALL)
+    for bad in (0, "x", 2.5):
+        with pytest.raises(ConfigError, match=r"open_files=.* integer >= 1"):
+            weather.load("weather_uv10", uv_root, lazy=True, open_files=bad, **SMALL)
+    for key, bad in (("in_len", "abc"), ("stride", 0), ("out_len", "1.5")):
+        with pytest.raises(ConfigError, match=rf"option {key}=.* integer >= 1"):
+            weather.load("weather_uv10", uv_root, **{**SMALL, key: bad})
+    with pytest.raises(ConfigError, match=r"option levels='x' of weather_r"):
+        weather.load("weather_r", uv_root, levels=["500", "x"])
 
 
 def test_statistics_cached_under_the_root_and_invalidated_by_a_new_file(uv_root, tmp_path):
@@ -329,3 +335,40 @@ def test_data_bench_measures_the_lazy_loader(uv_root, capsys):
     assert "| weather_uv10 | 0 | " in loader_bench.ratios(
         [{**row, "label": "weather_uv10"}, {**row, "lazy": True, "label": "weather_uv10"}]
     )
+
+
+def test_non_finite_errors_name_the_file_of_the_bad_channel(uv_root, tmp_path):
+    import shutil
+
+    import xarray as xr
+
+    shutil.copytree(uv_root, tmp_path, dirs_exist_ok=True)
+    v10 = weather.DATASETS["weather_uv10"].fields[1]
+
+    def poison(year: int, frame: int) -> str:
+        path = weather.file_path(tmp_path, v10, year)
+        ds = xr.load_dataset(path)
+        ds["v10"][frame, 3, 4] = np.nan
+        ds.to_netcdf(path)
+        return path.name
+
+    name = poison(2013, 6)  # a test year: found when the window is read
+    lazy = weather.load("weather_uv10", tmp_path, lazy=True, cache=False, **SMALL)
+    with pytest.raises(DataError, match=rf"{name}: 1 non-finite .*\(2, 1, 3, 4\)"):
+        lazy.test[4]
+    name = poison(2010, 2)  # a train year: found by the statistics pass
+    with pytest.raises(DataError, match=rf"{name}: 1 non-finite .*in channel v10"):
+        weather.load("weather_uv10", tmp_path, lazy=True, cache=False, **SMALL)
+    # channels map to files through each file's level count
+    row = [
+        weather_lazy.YearFile(f"{n}.nc", "v", (), (), levels, np.arange(1))
+        for n, levels in (("a", (0, 1)), ("b", None), ("c", (0, 1, 2)))
+    ]
+    channels = [weather.Channel(f"c{i}", "K") for i in range(6)]
+    for c, file in ((0, "a"), (1, "a"), (2, "b"), (3, "c"), (5, "c")):
+        block = np.zeros((1, 6, 2, 2), np.float32)
+        block[0, c, 1, 0] = np.inf
+        error = weather_lazy._nonfinite_error(
+            block, row, np.array(["2010-01-01"], "M8[h]"), channels
+        )
+        assert str(error).startswith(f"{file}.nc: 1 non-finite") and f"c{c}" in str(error)

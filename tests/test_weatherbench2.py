@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 
@@ -16,7 +17,7 @@ from svqcast.cli import main
 from svqcast.data import dataset_module
 from svqcast.data.datasets import weatherbench2 as wb2
 from svqcast.data.windows import fit_climatology, month_hour_phase
-from svqcast.errors import DataError
+from svqcast.errors import ConfigError, DataError
 
 YEARS = (2001, 2002, 2003)
 LEVELS = (500, 850, 1000)
@@ -183,3 +184,107 @@ def test_fit_and_test_end_to_end(store, tmp_path):
     assert rc == 0
     rows = json.loads((tmp_path / "runs" / "wb2" / "test_metrics.json").read_text())["rows"]
     assert {"persistence", "climatology"} <= set(rows) and len(rows) >= 3
+
+
+def test_forked_dataloader_workers_open_their_own_store(store, tmp_path, monkeypatch):
+    from torch.utils.data import DataLoader
+
+    root, _ = store
+    splits = wb2.load("weatherbench2", root, cache=False, **OPTS)
+    test = splits.test
+    expected = [test[i] for i in range(len(test))]  # the parent has the store open
+    parent = test._ds
+    log = tmp_path / "opens"
+    real = wb2.reader.open_dataset
+
+    def spy(path, **kw):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(path, **kw)
+
+    monkeypatch.setattr(wb2.reader, "open_dataset", spy)
+    loader = DataLoader(test, batch_size=4, num_workers=2, multiprocessing_context="fork")
+    batches = list(loader)
+    pids = set(log.read_text().split()) if log.exists() else set()
+    assert len(pids) == 2 and str(os.getpid()) not in pids  # each worker opened its own
+    assert test._ds is parent  # and the parent's store is untouched
+    x = torch.cat([b[0] for b in batches])
+    assert torch.equal(x, torch.stack([e[0] for e in expected]))
+
+
+@pytest.mark.parametrize("bad", [0, -1, -5, "x", 2.5])
+def test_chunk_must_be_a_positive_integer(store, tmp_path, bad):
+    root, _ = store
+    shutil.copytree(root / "wb2.zarr", tmp_path / "wb2.zarr")
+    with pytest.raises(ConfigError, match=r"option chunk=.* integer >= 1") as info:
+        wb2.load("weatherbench2", tmp_path, chunk=bad, **OPTS)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / ".svqcast").exists()  # no statistics cached
+
+
+def test_bad_numeric_options_are_one_line_errors_from_data_check(store, capsys):
+    root, _ = store
+    check = ["data", "check", "weatherbench2", "--root", str(root), "--option", "path=wb2.zarr"]
+    for option in ("in_len=abc", "out_len=0", "stride=1.5", "chunk=x"):
+        assert main([*check, "--option", option]) != 0
+        out, err = capsys.readouterr()
+        lines = [line for line in (out + err).splitlines() if line.strip()]
+        key, value = option.split("=")
+        assert len(lines) == 1 and "Traceback" not in out + err, lines
+        assert f"option {key}=" in lines[0] and value in lines[0]
+        assert "integer >= 1" in lines[0]
+
+
+def test_cache_follows_a_rewritten_local_store(store, tmp_path):
+    root, ds = store
+    path = tmp_path / "wb2.zarr"
+    shutil.copytree(root / "wb2.zarr", path)
+    first = wb2.load("weatherbench2", tmp_path, **OPTS)
+    assert first.spec.extra["stats_cache"]
+    before = first.test[0][0]
+    with xr.set_options(keep_attrs=True):
+        warmer = ds + 100.0  # the same store, every value 100 K higher
+    enc = {v: {"chunks": (1, *ds[v].shape[1:])} for v in ds.data_vars}
+    warmer.to_zarr(path, zarr_format=2, encoding=enc, consolidated=True, mode="w")
+    again = wb2.load("weatherbench2", tmp_path, **OPTS)
+    assert again.spec.extra["stats_cache"] != first.spec.extra["stats_cache"]
+    np.testing.assert_allclose(
+        again.spec.normalizer.mean, first.spec.normalizer.mean + 100.0, rtol=1e-9
+    )
+    np.testing.assert_allclose(again.spec.normalizer.std, first.spec.normalizer.std, rtol=1e-5)
+    # normalised, the shifted store reads as before: climatology and windows
+    np.testing.assert_allclose(again.climatology.mean, first.climatology.mean, atol=1e-4)
+    np.testing.assert_allclose(again.test[0][0], before, atol=1e-4)
+
+
+def test_spec_says_lazy_for_the_loader_bench(store):
+    from svqcast.training import loader_bench
+
+    root, _ = store
+    splits = wb2.load("weatherbench2", root, cache=False, **OPTS)
+    assert splits.spec.extra["lazy"] is True
+    options = {**OPTS, "cache": False}
+    row = loader_bench.measure(
+        "weatherbench2", root, options, batches=1, batch_size=2, model_steps=1
+    )
+    assert row["lazy"] is True
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_real_fsspec_memory_store_equals_the_local_store(store, tmp_path):
+    root, ds = store
+    url = "memory://svqcast-test-wb2/wb2.zarr"  # fsspec's in-memory filesystem
+    enc = {v: {"chunks": (1, *ds[v].shape[1:])} for v in ds.data_vars}
+    ds.to_zarr(url, zarr_format=2, encoding=enc, consolidated=True, mode="w")
+    local = wb2.load("weatherbench2", root, cache=False, **OPTS)
+    remote = wb2.load("weatherbench2", tmp_path, **{**OPTS, "path": url})
+    assert remote.spec.extra["path"] == url and remote.spec.extra["stats_cache"]
+    np.testing.assert_array_equal(remote.spec.normalizer.mean, local.spec.normalizer.mean)
+    np.testing.assert_array_equal(remote.spec.normalizer.std, local.spec.normalizer.std)
+    np.testing.assert_array_equal(remote.climatology.mean, local.climatology.mean)
+    for split in ("train", "val", "test"):
+        a, b = getattr(local, split), getattr(remote, split)
+        assert len(a) == len(b) > 0
+        for i in (0, len(a) // 2, len(a) - 1):
+            assert all(torch.equal(p, q) for p, q in zip(a[i], b[i])), (split, i)
+    assert pickle.loads(pickle.dumps(remote.test))[1][0].shape == (2, 3, 16, 32)

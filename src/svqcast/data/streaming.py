@@ -5,7 +5,8 @@ they feed the TRAIN frames to :class:`StreamingStats` block by block (``chunk_fr
 frames at a time) and get the per-channel normaliser and the per-phase climatology at the
 end. The eager ``weather_*`` path feeds its in-memory series through the same blocks, so
 both modes give the same statistics to the bit. Peak memory is one block plus the
-climatology sums (P x C x H x W float64), whatever the number of years.
+climatology sums (K x C x H x W float64 for the K phases the data has) and, at the end, the
+climatology (P x C x H x W float32), whatever the number of years.
 
 :func:`cached_stats` keeps the result under ``<root>/.svqcast/<kind>/<key hash>.json``
 (mean and std) and ``.climatology.npy``, written atomically through :mod:`svqcast.io`.
@@ -24,6 +25,7 @@ import numpy as np
 
 from svqcast.data.base import Climatology
 from svqcast.data.spec import Normalizer
+from svqcast.errors import DataError
 from svqcast.io import atomic_write_bytes, atomic_write_text
 
 #: Bytes of float64 data per block of the statistics pass.
@@ -69,16 +71,18 @@ class StreamingStats:
     """Per-channel mean / std and per-(phase, position) mean of (n, C, H, W) blocks.
 
     Channel moments are merged block by block (Chan et al.'s parallel update) in float64;
-    the climatology sums raw values in float64 and is normalised in :meth:`result`. A phase
-    absent from the data falls back to the phases of the same hour of day (when P is a
-    multiple of 24), else to the overall mean.
+    the climatology sums raw values in float64 and is normalised in :meth:`result`. Sums are
+    held only for the phases the data has (allocated on a phase's first frame: 48 of the
+    288 (month, hour of day) phases for 6-hourly data), so the pass costs K x C x H x W
+    float64 for K phases seen. A phase absent from the data falls back to the phases of the
+    same hour of day (when P is a multiple of 24), else to the overall mean.
     """
 
     def __init__(self, frame_shape: tuple[int, int, int], n_phases: int = 1) -> None:
         c, h, w = (int(v) for v in frame_shape)
         self.shape, self.n_phases = (c, h, w), int(n_phases)
         self.count, self.mean, self.m2 = 0, np.zeros(c), np.zeros(c)
-        self.sums = np.zeros((self.n_phases, c, h, w))
+        self.sums: dict[int, np.ndarray] = {}  # phase -> (C, H, W) float64 raw sum
         self.counts = np.zeros(self.n_phases)
 
     def add(self, block: np.ndarray, phases: np.ndarray | None = None) -> None:
@@ -87,6 +91,9 @@ class StreamingStats:
         n, (_, h, w) = len(block), self.shape
         if n == 0:
             return
+        ph = np.zeros(n, np.int64) if phases is None else np.asarray(phases, dtype=np.int64)
+        if len(ph) != n or ph.min() < 0 or ph.max() >= self.n_phases:
+            raise ValueError(f"need {n} phases in [0, {self.n_phases}), got {ph.tolist()[:8]}")
         b_mean = block.mean(axis=(0, 2, 3))
         b_m2 = ((block - b_mean[None, :, None, None]) ** 2).sum(axis=(0, 2, 3))
         k = n * h * w
@@ -95,27 +102,52 @@ class StreamingStats:
         self.mean = self.mean + delta * k / total
         self.m2 = self.m2 + b_m2 + delta**2 * self.count * k / total
         self.count = total
-        ph = np.zeros(n, np.int64) if phases is None else np.asarray(phases, dtype=np.int64)
-        for p in np.unique(ph):
+        for p in np.unique(ph).tolist():
+            if p not in self.sums:
+                self.sums[p] = np.zeros(self.shape)
             self.sums[p] += block[ph == p].sum(axis=0)
         self.counts += np.bincount(ph, minlength=self.n_phases)
 
     def result(self) -> tuple[Normalizer, Climatology]:
-        """(Normalizer, Climatology in normalised units, float32)."""
+        """(Normalizer, Climatology in normalised units, float32 (P, C, H, W)).
+
+        Computed phase by phase into the float32 result (no full-size float64 copies), with
+        the float64 operations of a whole-array computation, so the values are the same."""
+        if self.count == 0:
+            raise DataError(
+                "the statistics pass counted no training frame; check the train years "
+                "(and chunk >= 1)"
+            )
         std = np.sqrt(self.m2 / self.count)
         norm = Normalizer(self.mean, np.where(std > 0, std, 1.0))
-        sums, counts = self.sums, self.counts
-        have = counts > 0
-        raw = np.empty_like(sums)
-        raw[have] = sums[have] / counts[have, None, None, None]
-        overall = sums.sum(axis=0) / counts.sum()
-        p_all = self.n_phases
+        mean, scale = self.mean[:, None, None], norm.std[:, None, None]
+        p_all, counts = self.n_phases, self.counts
+        out = np.empty((p_all, *self.shape), np.float32)
+
+        def put(p: int, raw: np.ndarray) -> None:  # raw: a float64 (C, H, W) we may modify
+            raw -= mean
+            raw /= scale
+            out[p] = raw
+
+        def pooled(phases: list[int]) -> np.ndarray:  # mean over phases, summed in order
+            total = np.zeros(self.shape)
+            for q in phases:
+                total += self.sums[q]
+            return total / counts[phases].sum()
+
+        seen = sorted(self.sums)
         by_hour = np.arange(p_all) % 24 if p_all % 24 == 0 else np.zeros(p_all, np.int64)
-        for p in np.flatnonzero(~have):
-            same = have & (by_hour == by_hour[p])
-            raw[p] = sums[same].sum(axis=0) / counts[same].sum() if same.any() else overall
-        clim = (raw - self.mean[None, :, None, None]) / norm.std[None, :, None, None]
-        return norm, Climatology(clim.astype(np.float32))
+        fallback: dict[int, np.ndarray] = {}  # hour of day (or -1: overall) -> raw mean
+        for p in range(p_all):
+            if counts[p] > 0:
+                put(p, self.sums[p] / counts[p])
+                continue
+            same = [q for q in seen if by_hour[q] == by_hour[p]]
+            which = int(by_hour[p]) if same else -1
+            if which not in fallback:
+                fallback[which] = pooled(same if same else seen)
+            put(p, fallback[which].copy())
+        return norm, Climatology(out)
 
 
 def cache_paths(root: str | Path, kind: str, key: dict[str, Any]) -> tuple[Path, Path]:

@@ -69,6 +69,7 @@ from svqcast.data.datasets.weather_lazy import (
     available_bytes,
     cache_key,
     estimated_bytes,
+    int_option,
     lazy_mode,
     scan,
     train_stats,
@@ -282,11 +283,9 @@ def _parse(name: str, options: dict[str, Any]):
         raise ConfigError(
             f"unknown option(s) {', '.join(unknown)} for {name}; valid: {', '.join(OPTIONS)}"
         )
-    in_len = int(_get(options, "in_len", ws.in_len))
-    out_len = int(_get(options, "out_len", ws.out_len))
-    stride = int(_get(options, "stride", 1))
-    if min(in_len, out_len, stride) < 1:
-        raise ConfigError(f"in_len, out_len and stride must be >= 1 for {name}")
+    in_len = int_option(name, "in_len", _get(options, "in_len", ws.in_len))
+    out_len = int_option(name, "out_len", _get(options, "out_len", ws.out_len))
+    stride = int_option(name, "stride", _get(options, "stride", 1))
     protocol = _get(options, "protocol", "standard")
     if protocol not in PROTOCOLS:
         raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
@@ -297,7 +296,8 @@ def _parse(name: str, options: dict[str, Any]):
     if levels is not None:
         if not any(f.has_level for f in ws.fields):
             raise ConfigError(f"{name} has no pressure levels; drop the levels option")
-        levels = (int(levels),) if isinstance(levels, int | str) else tuple(map(int, levels))
+        levels = (levels,) if isinstance(levels, int | str) else tuple(levels)
+        levels = tuple(int_option(name, "levels", lv, example=500) for lv in levels)
     levels = levels or ws.levels
     years = {
         split: year_range(_get(options, f"{split}_years", getattr(ws, f"{split}_years")), split)
@@ -306,6 +306,7 @@ def _parse(name: str, options: dict[str, Any]):
     _check_disjoint(years)
     res = resolution_of(options.get("resolution"))
     lazy_mode(options.get("lazy"))  # checked here, decided in load
+    int_option(name, "open_files", _get(options, "open_files", OPEN_FILES))
     return ws, in_len, out_len, stride, protocol, openstl_mv, levels, years, res
 
 
@@ -366,9 +367,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     time_step = reader.canonical_step(f"{ws.step_hours}h")
     phase_fn, n_phases, climatology_kind = climatology_phases(time_step, "the train years")
     mode = lazy_mode(options.get("lazy"))
-    open_files = int(_get(options, "open_files", OPEN_FILES))
-    if open_files < 1:
-        raise ConfigError(f"open_files must be >= 1, got {open_files}")
+    open_files = int_option(name, "open_files", _get(options, "open_files", OPEN_FILES))
     if mode == "auto":
         held = {k: v for k, v in years.items() if protocol != "openstl" or k != "val"}
         need = estimated_bytes(ws, root, held, levels, res)

@@ -83,6 +83,27 @@ def lazy_mode(value: Any) -> str:
     return text
 
 
+def int_option(dataset: str, key: str, value: Any, minimum: int = 1, example: int = 4) -> int:
+    """The option ``key`` as an integer >= ``minimum`` (an int, or a string such as "4" as
+    the CLI passes it), else a one-line ConfigError naming the option and the value."""
+    number = None
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+    if number is None or number < minimum:
+        raise ConfigError(
+            f"option {key}={value!r} of {dataset} is not valid; pass an integer >= {minimum} "
+            f"(e.g. {key}={example})"
+        )
+    return number
+
+
 def estimated_bytes(ws: WeatherSet, root, years, levels, res: str) -> int:
     """Float32 bytes the eager path would hold for the splits ``years`` ({split: (a, b)}):
     frames counted from the first field's file headers (a missing file counts 0)."""
@@ -267,11 +288,15 @@ def read_block(handles: _Handles, row: list[YearFile], frames: np.ndarray) -> np
     return np.concatenate(blocks, axis=1) if len(blocks) > 1 else blocks[0]
 
 
-def _nonfinite_error(block, entry: YearFile, times, channels) -> DataError | None:
+def _nonfinite_error(block, row: list[YearFile], times, channels) -> DataError | None:
+    """The error for the first non-finite value of ``block`` (the fields of ``row``), naming
+    the file of the channel that holds it; None when all finite."""
     bad = first_nonfinite(block)
     if bad is None:
         return None
     count, (ti, c, yi, xi) = bad
+    widths = [1 if e.levels is None else len(e.levels) for e in row]
+    entry = row[int(np.searchsorted(np.cumsum(widths), c, side="right"))]
     return DataError(
         f"{entry.path}: {count} non-finite values; first at (t, c, y, x) = ({ti}, {c}, {yi}, "
         f"{xi}) (time {fmt_time(times[ti])}) in channel {channels[c].name}; fix the data"
@@ -290,7 +315,7 @@ def train_stats(scanned: dict, shape, phases, n_phases, channels):
             year_times = scanned["times"][scanned["year"] == iy]
             for lo in range(0, n, chunk):
                 block = read_block(handles, row, np.arange(lo, min(n, lo + chunk)))
-                error = _nonfinite_error(block, row[0], year_times[lo:], channels)
+                error = _nonfinite_error(block, row, year_times[lo:], channels)
                 if error is not None:
                     raise error
                 yield block
@@ -370,7 +395,7 @@ class NetcdfWindows(ForecastDataset):
             mine = frames[years == iy]
             block = read_block(self._handles, self.files[iy], self.pos[mine])
             if first_nonfinite(block) is not None:
-                raise _nonfinite_error(block, self.files[iy][0], self.times[mine], self.channels)
+                raise _nonfinite_error(block, self.files[iy], self.times[mine], self.channels)
             parts.append(block)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 

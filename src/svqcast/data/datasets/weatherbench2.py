@@ -11,12 +11,18 @@ variables such as ``temperature``), typically 6-hourly. Options:
   store keeps 00 and 12 UTC); default the store's own step;
 - ``train_years``, ``val_years``, ``test_years``: (first, last) years, disjoint; defaults:
   the last year tests, the one before validates, the rest trains;
-- ``in_len``, ``out_len`` (default 4 -> 4), ``stride`` (1 frame), ``protocol``;
+- ``in_len``, ``out_len`` (default 4 -> 4), ``stride`` (1 frame), ``protocol``; integers
+  >= 1 (a one-line ConfigError otherwise), as ``chunk``;
+- ``chunk``: frames per block of the statistics pass (default: about 64 MiB of float64);
 - ``cache`` (default true): keep the statistics under
   ``<root>/.svqcast/weatherbench2/<key>.json`` (+ ``.climatology.npy``), key = a hash of the
-  path and the options that change them (variables, levels, time_step, train years) and the
-  store's time axis; processes loading at once (DDP ranks) compute it once, under an OS
-  lock on ``<key>.lock``.
+  path and the options that change them (variables, levels, time_step, train years), the
+  store's time axis and grid, and, for a local store, the size and modification time of
+  its metadata files (``.zmetadata``, ``zarr.json``, ``.zattrs``, ``.zarray``, ``.zgroup``
+  of the store and of the variables read): rewriting the store recomputes them. A URL's
+  entry is keyed by path and options only: after changing the data behind a URL, delete
+  ``<root>/.svqcast/weatherbench2/`` or pass ``cache=false``. Processes loading at once
+  (DDP ranks) compute it once, under an OS lock on ``<key>.lock``.
 
 Laziness: only the time axis and coordinates are loaded. :class:`ZarrWindows` holds the
 store's frame indices of its split; ``__getitem__`` opens the store once per process and
@@ -24,12 +30,15 @@ reads the in_len + out_len frames of one window. Normalisation statistics (per c
 float64, merged chunk by chunk) and the climatology (raw sums per (month, hour of day) phase
 and grid point, normalised at the end) come from ONE streaming pass over the train frames,
 ``chunk`` frames at a time, so peak memory does not grow with the number of years (the
-climatology costs P x C x H x W float64, P = 288 phases for sub-daily steps).
+climatology sums cost K x C x H x W float64 for the K phases the train frames have, K = 12 x
+24 / step hours, 48 for 6-hourly data; the climatology itself P x C x H x W float32, P = 288
+phases for sub-daily steps).
 Windows never straddle a gap in time (between years, or missing frames).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +47,7 @@ import torch
 
 from svqcast.data import reader
 from svqcast.data.base import ForecastDataset, Splits, check_protocol, year_range
+from svqcast.data.datasets.weather_lazy import int_option
 from svqcast.data.reader_times import (
     calendar_of,
     canonical_step,
@@ -116,8 +126,10 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
         if value is not None and not isinstance(value, list | tuple):
             opts[key] = (value,)
     opts["variables"] = tuple(str(v) for v in opts["variables"])
-    if min(int(opts["in_len"]), int(opts["out_len"]), int(opts["stride"])) < 1:
-        raise ConfigError("in_len, out_len and stride must be >= 1 for weatherbench2")
+    for key in ("in_len", "out_len", "stride"):
+        opts[key] = int_option("weatherbench2", key, opts[key])
+    if opts["chunk"] is not None:  # None: frames of about CHUNK_BYTES
+        opts["chunk"] = int_option("weatherbench2", "chunk", opts["chunk"])
     opts["protocol"] = check_protocol(opts["protocol"])
     if isinstance(opts["cache"], str):
         opts["cache"] = opts["cache"].lower() not in ("false", "no", "0", "off")
@@ -251,6 +263,7 @@ class ZarrWindows(ForecastDataset):
         self.mean = norm.mean.astype(np.float32)[:, None, None]
         self.std = norm.std.astype(np.float32)[:, None, None]
         self._ds = None
+        self._pid = os.getpid()
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_ds": None}
@@ -263,8 +276,10 @@ class ZarrWindows(ForecastDataset):
         return self.frames[self.starts[index] + self.offsets]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._ds is None:
-            self._ds = reader.open_dataset(self.source)
+        if self._ds is None or self._pid != os.getpid():
+            # first read, or a forked DataLoader worker holding its parent's copy: open
+            # this process's own store (a parent's open store is never shared)
+            self._ds, self._pid = reader.open_dataset(self.source), os.getpid()
         raw = read_frames(self._ds, self.sel, self.store_indices(index), self.source)
         if not np.all(np.isfinite(raw)):
             raise DataError(f"{self.source}: non-finite values in window {index}")
@@ -280,6 +295,29 @@ class ZarrWindows(ForecastDataset):
 
 
 # ----------------------------------------------------------------------------- statistics
+
+#: Metadata files whose size and modification time key the statistics cache of a local store.
+METADATA_FILES = (".zmetadata", "zarr.json", ".zattrs", ".zarray", ".zgroup")
+
+
+def store_stamp(source: str, sel: _Selection) -> list | None:
+    """[name, size, mtime_ns] of the metadata files of a local store (its root, the selected
+    variables and their coordinates): rewriting the store changes them, so the cached
+    statistics are recomputed. None for a URL (keyed by path and options only)."""
+    if reader._is_url(source):
+        return None
+    root = Path(source)
+    names = dict.fromkeys(["", *(v for v, _, _ in sel.reads), *sel.dims.values()])
+    stamp = []
+    for name in names:
+        for meta in METADATA_FILES:
+            path = root / name / meta
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            stamp.append([f"{name}/{meta}".lstrip("/"), st.st_size, st.st_mtime_ns])
+    return stamp
 
 
 def streaming_stats(ds, sel, frames, phases, n_phases, chunk, source=""):
@@ -306,7 +344,7 @@ def streaming_stats(ds, sel, frames, phases, n_phases, chunk, source=""):
 def load(name: str, root: str | Path, **options: Any) -> Splits:
     """Train/val/test lazy windows over a WeatherBench2 zarr; see the module docstring."""
     opts = _options(options)
-    in_len, out_len, stride = int(opts["in_len"]), int(opts["out_len"]), int(opts["stride"])
+    in_len, out_len, stride = opts["in_len"], opts["out_len"], opts["stride"]
     source = _resolve(root, opts["path"])
     ds = reader.open_dataset(source)
     try:
@@ -340,7 +378,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         phases = phase_fn(train_times) if phase_fn is not None else np.zeros(len(train_times), int)
 
         def compute():
-            return streaming_stats(ds, sel, train_frames, phases, n_phases, int(chunk), source)
+            return streaming_stats(ds, sel, train_frames, phases, n_phases, chunk, source)
 
         key = {
             "path": source,
@@ -351,6 +389,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             "climatology": kind,
             "times": [str(raw_times[0]), str(raw_times[-1]), len(raw_times)],
             "grid": list(sel.shape),
+            "store": store_stamp(source, sel),
         }
         if opts["cache"]:
             norm, climatology, cache_file = cached_stats(root, CACHE_KIND, key, compute)
@@ -381,6 +420,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         time_step_hours=step_hours(step),
         extra={
             "path": source,
+            "lazy": True,
             "years": {k: list(v) for k, v in years.items()},
             "levels": None if opts["levels"] is None else list(opts["levels"]),
             "stride": stride,
