@@ -1,4 +1,5 @@
-"""The weather_* data loader, eager against lazy, for 1, 4 and 16 train years.
+"""The weather_* data loader (eager against lazy) and the weatherbench2 zarr loader, for 1, 4
+and 16 train years.
 
 The data is the project's synthetic weather (``svqcast.data.datasets.synthetic.synth``):
 2 m temperature on the 5.625 deg grid (32 x 64, float32), hourly, ``--hours-per-year``
@@ -7,6 +8,16 @@ year, written once into ``--data-dir`` (default a temporary folder, removed at t
 Each year is synthesised on its own (seed = year), so generating never holds more than one
 year. Train years are the first N of the tree, the next year validates, the one after
 tests (``weather_t2m``, 12 -> 12 frames).
+
+``--dataset weatherbench2`` measures the ``weatherbench2`` loader (always lazy) instead, on a
+generated WeatherBench2-layout zarr store (``wb2.zarr`` under ``--data-dir``): variable
+``2m_temperature`` with dims (time, longitude, latitude) on the 5.625 deg grid (64 x 32,
+float32), 6-hourly (``--hours-per-year`` / 6 frames from 1 January of each year, at most the
+whole year; the default 8760 h gives 1,460 frames: a leap year's last day is left out),
+time-chunked by one frame as the public WeatherBench2
+stores are, written year by year (``append_dim="time"``); the values are the synthetic
+weather's background (latitude profile, seasons, diurnal cycle) plus noise, seed = year.
+The same years train, validate and test as above.
 
 Each measurement runs in a fresh Python process (so that peak memory belongs to it alone)
 through :func:`svqcast.training.loader_bench.measure` (also behind ``svqcast data bench``):
@@ -24,6 +35,8 @@ side.
     python benchmarks/bench_loader.py            # 1, 4, 16 years x eager, lazy x 0, 2 workers
     python benchmarks/bench_loader.py --quick    # 1 and 2 years of 48 hours (seconds)
     python benchmarks/bench_loader.py --years 1 4 --workers 0 --hours-per-year 2190
+    python benchmarks/bench_loader.py --dataset weatherbench2   # 1, 4, 16 years x 0, 2 workers
+    python benchmarks/bench_loader.py --dataset weatherbench2 --quick
 """
 
 from __future__ import annotations
@@ -40,6 +53,9 @@ from pathlib import Path
 from svqcast.training.loader_bench import ratios, table
 
 FIRST_YEAR = 2000
+DATASETS = ("weather_t2m", "weatherbench2")
+STORE = "wb2.zarr"  # the generated weatherbench2 store, under the data folder
+WB2_STEP_HOURS = 6
 
 
 def generate(root: Path, years: int, hours: int) -> Path:
@@ -62,23 +78,85 @@ def generate(root: Path, years: int, hours: int) -> Path:
     return out
 
 
+def wb2_times(year: int, hours: int):
+    """The 6-hourly times of ``year`` in the store: ``hours`` / 6 frames from 1 January, at
+    most the whole year."""
+    import pandas as pd
+
+    whole = pd.date_range(f"{year}-01-01", f"{year}-12-31 18:00", freq=f"{WB2_STEP_HOURS}h")
+    return whole[: max(1, hours // WB2_STEP_HOURS)]
+
+
+def generate_zarr(root: Path, years: int, hours: int) -> Path:
+    """A WeatherBench2-layout store of ``years`` years under ``root`` (module docstring);
+    returns ``root`` (a store with the same times is kept)."""
+    import numpy as np
+    import xarray as xr
+
+    from svqcast.data.datasets import synthetic
+
+    path = root / STORE
+    times = [wb2_times(FIRST_YEAR + i, hours) for i in range(years)]
+    if path.is_dir():
+        try:
+            with xr.open_zarr(path) as ds:
+                if ds.sizes["time"] == sum(len(t) for t in times) and str(
+                    ds["time"].values[-1].astype("datetime64[s]")
+                ) == str(times[-1][-1].to_datetime64().astype("datetime64[s]")):
+                    return root
+        except (OSError, KeyError, ValueError):
+            pass
+        shutil.rmtree(path)
+    lat, lon = synthetic.grid("5.625")
+    for i, t in enumerate(times):
+        rng = np.random.default_rng(FIRST_YEAR + i)
+        field = synthetic.background(t.hour.values, t.day_of_year.values - 1, lat, lon)
+        field = field + rng.standard_normal(field.shape)  # (T, lat, lon)
+        data = field.transpose(0, 2, 1).astype(np.float32)  # WB2 order: time, lon, lat
+        ds = xr.Dataset(
+            {"2m_temperature": (("time", "longitude", "latitude"), data, {"units": "K"})},
+            coords={"time": t.values, "latitude": lat, "longitude": lon},
+        )
+        if i == 0:
+            enc = {"2m_temperature": {"chunks": (1, len(lon), len(lat))}}
+            ds.to_zarr(path, mode="w", zarr_format=2, encoding=enc, consolidated=True)
+        else:
+            ds.to_zarr(path, append_dim="time", consolidated=True)
+    return root
+
+
+def data_size_mib(data: Path, dataset: str) -> float:
+    files = (data / STORE).rglob("*") if dataset == "weatherbench2" else data.rglob("*.nc")
+    return sum(p.stat().st_size for p in files if p.is_file()) / 2**20
+
+
+def options_of(dataset: str, years: int, mode: str, in_len: int, out_len: int) -> dict:
+    """The data options of one measurement: the first ``years`` years train, the next one
+    validates, the one after tests; statistics never cached."""
+    options = {
+        "cache": False,
+        "train_years": [FIRST_YEAR, FIRST_YEAR + years - 1],
+        "val_years": [FIRST_YEAR + years] * 2,
+        "test_years": [FIRST_YEAR + years + 1] * 2,
+        "in_len": in_len,
+        "out_len": out_len,
+    }
+    if dataset == "weatherbench2":  # always lazy: no option lazy
+        return {"path": STORE, "variables": ["2m_temperature"], **options}
+    return {"lazy": mode == "lazy", **options}
+
+
 def measure(args: argparse.Namespace) -> dict:
     """One measurement (the child process) through svqcast.training.loader_bench.measure."""
     from svqcast.training.loader_bench import measure as measure_loader
 
     n = args.train_years
-    options = {
-        "lazy": args.mode == "lazy",
-        "cache": False,
-        "train_years": [FIRST_YEAR, FIRST_YEAR + n - 1],
-        "val_years": [FIRST_YEAR + n] * 2,
-        "test_years": [FIRST_YEAR + n + 1] * 2,
-        "in_len": args.in_len,
-        "out_len": args.out_len,
-    }
-    row = measure_loader("weather_t2m", args.root, options, num_workers=args.num_workers,
+    options = options_of(args.dataset, n, args.mode, args.in_len, args.out_len)
+    row = measure_loader(args.dataset, args.root, options, num_workers=args.num_workers,
                          batch_size=args.batch_size, batches=args.batches,
                          model_steps=args.model_steps, threads=args.threads)  # fmt: skip
+    if args.dataset == "weatherbench2":
+        row["lazy"] = True  # the weatherbench2 loader has no eager mode
     return {**row, "label": n}
 
 
@@ -87,7 +165,7 @@ def child(args: argparse.Namespace, data: Path, years: int, mode: str, workers: 
            "--mode", mode, "--num-workers", str(workers), "--batches", str(args.batches),
            "--batch-size", str(args.batch_size), "--threads", str(args.threads),
            "--model-steps", str(args.model_steps), "--in-len", str(args.in_len),
-           "--out-len", str(args.out_len)]  # fmt: skip
+           "--out-len", str(args.out_len), "--dataset", args.dataset]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"measurement {years} years {mode} {workers} workers failed:\n{done.stderr}")
@@ -96,6 +174,9 @@ def child(args: argparse.Namespace, data: Path, years: int, mode: str, workers: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=DATASETS, default="weather_t2m",
+                        help="weather_t2m (netCDF, eager and lazy) or weatherbench2 (zarr, "
+                        "lazy)")  # fmt: skip
     parser.add_argument("--years", type=int, nargs="+", default=[1, 4, 16], help="train years")
     parser.add_argument("--modes", nargs="+", default=["eager", "lazy"], choices=["eager", "lazy"])
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
@@ -120,14 +201,23 @@ def main() -> None:
     if args.quick:
         args.years, args.hours_per_year, args.batches, args.batch_size = [1, 2], 48, 4, 4
         args.in_len = args.out_len = 4
+    if args.dataset == "weatherbench2":
+        args.modes = ["lazy"]  # always lazy
+        if args.quick:
+            args.hours_per_year = 192  # 32 frames a year
     folder = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="svqb_"))
     try:
         start = time.perf_counter()
-        data = generate(folder, max(args.years) + 2, args.hours_per_year)
-        size = sum(p.stat().st_size for p in data.rglob("*.nc")) / 2**20
-        took = time.perf_counter() - start
-        print(f"data: {max(args.years) + 2} years x {args.hours_per_year} h of 32 x 64 float32 "
-              f"under {data} ({size:,.0f} MiB, ready in {took:.0f} s)")  # fmt: skip
+        n_years = max(args.years) + 2
+        if args.dataset == "weatherbench2":
+            data = generate_zarr(folder, n_years, args.hours_per_year)
+            what = (f"{STORE}: {n_years} years x {len(wb2_times(FIRST_YEAR, args.hours_per_year))}"
+                    " 6-hourly frames of 64 x 32 float32, time-chunked by 1")  # fmt: skip
+        else:
+            data = generate(folder, n_years, args.hours_per_year)
+            what = f"{n_years} years x {args.hours_per_year} h of 32 x 64 float32"
+        size, took = data_size_mib(data, args.dataset), time.perf_counter() - start
+        print(f"data: {what} under {data} ({size:,.0f} MiB, ready in {took:.0f} s)")
         rows = []
         for years in args.years:
             for mode in args.modes:
@@ -138,8 +228,9 @@ def main() -> None:
                           f"{r['peak_mib']:,.0f} MiB, {r['loader_wps']:,.0f} windows/s",
                           flush=True)  # fmt: skip
         print(table(rows, "train years"))
-        print()
-        print(ratios(rows, "train years"))
+        if {"eager", "lazy"} <= set(args.modes):
+            print()
+            print(ratios(rows, "train years"))
     finally:
         if not args.data_dir:
             shutil.rmtree(folder, ignore_errors=True)

@@ -20,9 +20,17 @@ and their gradient take 2 x tokens x K x 4 bytes, tokens = batch x 12 frames x H
 variant is not run where it exceeds ``--max-gib``: its row then shows the computed number,
 marked "computed". The computed numbers at the paper's batch (16) are printed beside.
 
+``--device cuda`` runs the steps on the GPU (default ``cpu``): the device is synchronised
+before and after each timed step, and the memory is CUDA's instead of the RSS:
+``torch.cuda.max_memory_allocated`` of the measured step (reset just before it, in each
+variant's own process), and its extra over ``torch.cuda.memory_allocated`` before the step.
+The steps are fp32 on both devices (``bench_step.py``'s bf16 variants use CUDA's autocast
+there). Without a CUDA device ``--device cuda`` stops with a one-line error.
+
     python benchmarks/bench_scale.py                               # batch 16, all grids
     python benchmarks/bench_scale.py --batch 1 --reps 2 --warmup 1 # what fits a small CPU
     python benchmarks/bench_scale.py --quick                       # a smoke test (seconds)
+    python benchmarks/bench_scale.py --device cuda                 # on the GPU, CUDA memory
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import resource
 import statistics
 import sys
 
-from bench_step import FULL, QUICK, make_variant, train_step
+from bench_step import FULL, QUICK, check_device, make_variant, sync, train_step
 from bench_svq import _reset_peak, _rss_kib, _status_kib, _trim_heap, run_worker
 
 RESOLUTIONS = {"5.625": (32, 64), "2.8125": (64, 128), "1.40625": (128, 256)}
@@ -61,22 +69,33 @@ def measure(variant: str, resolution: str, args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     height, width = RESOLUTIONS[resolution]
     size = {**(QUICK if args.quick else FULL), "batch": args.batch}
+    cuda = args.device == "cuda"
     rss_start = _rss_kib()
-    v = make_variant(VARIANTS[variant], "fp32", size, 0, (FRAMES, 1, height, width))
+    v = make_variant(VARIANTS[variant], "fp32", size, 0, (FRAMES, 1, height, width), args.device)
     torch.manual_seed(0)
     x = torch.randn(args.batch, FRAMES, 1, height, width)
     y = torch.randn(args.batch, FRAMES, 1, height, width)
+    if cuda:
+        x, y = x.to(args.device), y.to(args.device)
     for _ in range(args.warmup):  # thread pools, Adam's state
         train_step(v, x, y)
-    _trim_heap()
-    before = _rss_kib()
-    exact = _reset_peak()
-    first = train_step(v, x, y)  # the step whose memory is measured
-    if exact:
-        peak = _status_kib("VmHWM")
-    else:  # ru_maxrss (KiB on Linux): the process's peak since start, fresh process
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        before = rss_start
+    if cuda:  # CUDA's allocator: bytes held by tensors, peak reset for this step
+        sync(args.device)
+        before = torch.cuda.memory_allocated() / 1024
+        torch.cuda.reset_peak_memory_stats()
+        exact = True
+        first = train_step(v, x, y)  # the step whose memory is measured (synchronised)
+        peak = torch.cuda.max_memory_allocated() / 1024
+    else:
+        _trim_heap()
+        before = _rss_kib()
+        exact = _reset_peak()
+        first = train_step(v, x, y)  # the step whose memory is measured
+        if exact:
+            peak = _status_kib("VmHWM")
+        else:  # ru_maxrss (KiB on Linux): the process's peak since start, fresh process
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            before = rss_start
     times = [train_step(v, x, y) for _ in range(args.reps)] or [first]
     return {
         "variant": variant,
@@ -90,6 +109,8 @@ def measure(variant: str, resolution: str, args: argparse.Namespace) -> dict:
         "peak_mib": peak / 1024 if peak is not None else None,
         "extra_mib": (peak - before) / 1024 if None not in (peak, before) else None,
         "exact_memory": exact,
+        "device": args.device,
+        "memory": "cuda_max_allocated" if cuda else "rss",
     }
 
 
@@ -99,7 +120,8 @@ def run_variant(variant: str, resolution: str, args: argparse.Namespace) -> dict
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant]
     cmd += ["--resolutions", resolution, "--batch", str(args.batch)]
     cmd += ["--threads", str(args.threads), "--reps", str(args.reps)]
-    cmd += ["--warmup", str(args.warmup)] + (["--quick"] if args.quick else [])
+    cmd += ["--warmup", str(args.warmup), "--device", args.device]
+    cmd += ["--quick"] if args.quick else []
     return run_worker(cmd, args.timeout)
 
 
@@ -107,10 +129,11 @@ def _mib(value: float | None, exact: bool = True) -> str:
     return "n/a" if value is None else f"{value:,.0f}" + ("" if exact else "*")
 
 
-def format_table(rows: list[dict], codebook_size: int) -> str:
+def format_table(rows: list[dict], codebook_size: int, device: str = "cpu") -> str:
+    peak = "peak CUDA alloc" if device == "cuda" else "peak RSS"
     head = (
-        f"| resolution | variant | tokens | step ms | peak RSS MiB | peak extra MiB "
-        f"| time / none | peak RSS / none | direct weights + grad GiB (batch {{b}}) "
+        f"| resolution | variant | tokens | step ms | {peak} MiB | peak extra MiB "
+        f"| time / none | {peak} / none | direct weights + grad GiB (batch {{b}}) "
         f"| same at batch {PAPER_BATCH} |"
     )
     batch = rows[0]["batch"] if rows else PAPER_BATCH
@@ -169,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny model, batch 1: a smoke test")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per variant")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the steps run (default cpu); cuda reports CUDA's peak allocated memory",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.batch is None:
@@ -189,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown variant {v!r}; choose from {', '.join(VARIANTS)}")
     if min(args.batch, args.threads) < 1 or min(args.reps, args.warmup) < 0:
         parser.error("--batch and --threads must be >= 1, --reps and --warmup >= 0")
+    problem = check_device(args.device)
+    if problem:  # one line, before any worker starts
+        raise SystemExit(f"bench_scale.py: error: {problem}")
 
     if args.worker:  # child process: one (variant, resolution), one JSON line
         print(json.dumps(measure(args.worker, resolutions[0], args)))
@@ -202,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         f"hid_S 32, hid_T {size['hid_T']}, N_S 2, N_T {size['N_T']}, "
         f"mlp_ratio {size['mlp_ratio']:g}, K {k}; {args.threads} thread(s), "
         f"{args.warmup} warm-up + {args.reps} timed steps, each variant in its own process; "
+        f"device {args.device}; "
         f"direct skipped above {args.max_gib:g} GiB{note}"
     )
     rows: list[dict] = []
+    peak = "peak CUDA alloc" if args.device == "cuda" else "peak RSS"
     for r in resolutions:
         h, w = RESOLUTIONS[r]
         for v in variants:
@@ -223,12 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             rows.append(result)
             print(
-                f"  {r} {v}: {result['time_ms']:,.0f} ms, peak RSS "
+                f"  {r} {v}: {result['time_ms']:,.0f} ms, {peak} "
                 f"{_mib(result['peak_mib'])} MiB (+{_mib(result['extra_mib'])})",
                 flush=True,
             )
     print()
-    print(format_table(rows, k))
+    print(format_table(rows, k, args.device))
     if any(not r.get("exact_memory", True) for r in rows):
         print("* peak from ru_maxrss (the RSS high-water mark could not be reset)")
     if args.json:

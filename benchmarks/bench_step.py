@@ -3,7 +3,8 @@
 The WeatherBench-S t2m configuration of the paper: batch 16, input (12, 1, 32, 64) -> 12
 frames, hid_S 32, hid_T 256, N_S 2, N_T 8, gSTA, K = 10,000 codes. One step = forward, L1
 loss, backward, Adam step. Variants (each in fp32, and in bf16 autocast with a
-channels_last model):
+channels_last model; ``--device cuda`` runs them on the GPU, synchronised around each timed
+step, with CUDA's bf16 autocast):
 
     none    plain SimVP
     fast    SVQ, folded fast path (never builds the tokens x K weight tensor)
@@ -68,11 +69,32 @@ def build_model(name: str, size: dict, in_shape: tuple[int, ...] = IN_SHAPE) -> 
     ).train()
 
 
+def check_device(device: str) -> str | None:
+    """None when ``device`` ("cpu" or "cuda") can run here, else a one-line reason."""
+    if device == "cuda" and not torch.cuda.is_available():
+        return f"--device cuda: torch {torch.__version__} sees no CUDA device"
+    return None
+
+
+def sync(device: str) -> None:
+    """Wait for the queued kernels of ``device`` (a type: CUDA runs asynchronously; nothing
+    to do on the CPU)."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def make_variant(
-    name: str, precision: str, size: dict, seed: int, in_shape: tuple[int, ...] = IN_SHAPE
+    name: str,
+    precision: str,
+    size: dict,
+    seed: int,
+    in_shape: tuple[int, ...] = IN_SHAPE,
+    device: str = "cpu",
 ) -> Variant:
     torch.manual_seed(seed)
     model = build_model(name, size, in_shape)
+    if device != "cpu":
+        model = model.to(device)
     if precision == "bf16":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -80,11 +102,15 @@ def make_variant(
 
 
 def train_step(v: Variant, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One step on the device of ``x`` (bf16 autocast there for the bf16 variants); its
+    seconds, the device synchronised before and after on CUDA."""
+    device = x.device.type  # "cpu" or "cuda"
     autocast = (
-        torch.autocast("cpu", dtype=torch.bfloat16)
+        torch.autocast(device, dtype=torch.bfloat16)
         if v.precision == "bf16"
         else contextlib.nullcontext()
     )
+    sync(device)
     start = time.perf_counter()
     v.optimizer.zero_grad(set_to_none=True)
     with autocast:
@@ -92,6 +118,7 @@ def train_step(v: Variant, x: torch.Tensor, y: torch.Tensor) -> float:
         loss = F.l1_loss(out.prediction.float(), y) + out.aux_loss
     loss.backward()
     v.optimizer.step()
+    sync(device)
     return time.perf_counter() - start
 
 
@@ -109,7 +136,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--precisions", default="fp32,bf16", help="comma-separated subset of fp32,bf16"
     )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where the steps run (cpu)"
+    )
     args = parser.parse_args(argv)
+    problem = check_device(args.device)
+    if problem:
+        raise SystemExit(f"bench_step.py: error: {problem}")
     torch.set_num_threads(args.threads)
     size = QUICK if args.quick else FULL
     reps = args.reps if args.reps is not None else (1 if args.quick else 10)
@@ -127,13 +160,15 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"SimVP-gSTA step: batch {size['batch']}, in {IN_SHAPE}, hid_S 32, "
         f"hid_T {size['hid_T']}, N_S 2, N_T {size['N_T']}, mlp_ratio {size['mlp_ratio']:g}, "
-        f"K {size['codebook_size']}; threads {args.threads}, "
+        f"K {size['codebook_size']}; {args.device}, threads {args.threads}, "
         f"{warmup} warm-up + {reps} timed rounds{note}"
     )
     torch.manual_seed(0)
-    x = torch.randn(size["batch"], *IN_SHAPE)
-    y = torch.randn(size["batch"], *IN_SHAPE)
-    variants = [make_variant(n, p, size, seed=0) for p in precisions for n in names]
+    x = torch.randn(size["batch"], *IN_SHAPE).to(args.device)
+    y = torch.randn(size["batch"], *IN_SHAPE).to(args.device)
+    variants = [
+        make_variant(n, p, size, seed=0, device=args.device) for p in precisions for n in names
+    ]
     for round_ in range(warmup + reps):
         for v in variants:  # interleaved: every round runs each variant once
             elapsed = train_step(v, x, y)

@@ -113,6 +113,14 @@ def data_command(argv: list[str]) -> int:
     p_bench.add_argument("--batch-size", type=int, default=16)
     p_bench.add_argument("--model-steps", type=int, default=5, help="timed model steps")
     p_bench.add_argument("--threads", type=int, default=1, help="torch threads")
+    p_bench.add_argument(
+        "--config", help="take the model from this fit YAML's model section (or a packaged name)"
+    )
+    p_bench.add_argument("--translator", help="SimVP translator (default gsta)")
+    for flag, dest, default in (("--hid-S", "hid_S", 16), ("--hid-T", "hid_T", 64),
+                                ("--N-S", "N_S", 2), ("--N-T", "N_T", 2)):  # fmt: skip
+        p_bench.add_argument(flag, dest=dest, type=int, help=f"default {default}")
+    p_bench.add_argument("--quantizer", help="svq, vq, ... or none (default none)")
     args = parser.parse_args(argv)
     if args.action == "list":
         print(commands.list_datasets(args.root))
@@ -129,14 +137,18 @@ def data_command(argv: list[str]) -> int:
     if args.action == "bench":
         from svqcast.training import loader_bench
 
+        sizes = {k: getattr(args, k) for k in ("translator", "hid_S", "hid_T", "N_S", "N_T")}
+        model = loader_bench.model_options(args.config, quantizer=args.quantizer, **sizes)
         rows = []
         for workers in args.workers:
             row = loader_bench.measure(
                 args.name, args.root, options, num_workers=workers, batch_size=args.batch_size,
                 batches=args.batches, model_steps=args.model_steps, threads=args.threads,
+                model=model,
             )  # fmt: skip
             rows.append({**row, "label": args.name})
         print(loader_bench.table(rows, "dataset"))
+        print(f"model measured: {rows[-1]['model']}")
         print("(peak memory of this one process across the rows; benchmarks/bench_loader.py "
               "measures each in a fresh process)")  # fmt: skip
         return 0
