@@ -236,6 +236,28 @@ def test_statistics_cached_under_the_root_and_invalidated_by_a_new_file(uv_root,
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_data_check_with_lazy_writes_the_cache_a_load_then_reads(uv_root, tmp_path, monkeypatch):
+    """`svqcast data check NAME --option lazy=true` (training.md's one-process pass before a
+    multi-node job) writes the lazy statistics; a later load reads them without a pass."""
+    import shutil
+
+    shutil.copytree(uv_root, tmp_path, dirs_exist_ok=True)
+    text = {k: str(list(v)) if isinstance(v, tuple) else str(v) for k, v in SMALL.items()}
+    assert commands.check("weather_uv10", tmp_path, {**text, "lazy": "false"}) == []
+    assert not (tmp_path / ".svqcast").exists()  # eager: nothing to cache
+    assert commands.check("weather_uv10", tmp_path, {**text, "lazy": "true"}) == []
+    entries = sorted((tmp_path / ".svqcast" / "weather").glob("*.json"))
+    assert len(entries) == 1
+    passes, real = [], streaming.StreamingStats.add
+    monkeypatch.setattr(
+        streaming.StreamingStats,
+        "add",
+        lambda self, *a, **k: passes.append(1) or real(self, *a, **k),
+    )
+    loaded = weather.load("weather_uv10", tmp_path, lazy=True, **SMALL)
+    assert passes == [] and loaded.spec.extra["stats_cache"] == str(entries[0])
+
+
 def test_auto_follows_the_estimated_size(uv_root, monkeypatch):
     need = weather_lazy.estimated_bytes(
         weather.DATASETS["weather_uv10"], uv_root, {"a": (2010, 2011), "b": (2012, 2013)},

@@ -212,6 +212,27 @@ def test_forked_dataloader_workers_open_their_own_store(store, tmp_path, monkeyp
     assert torch.equal(x, torch.stack([e[0] for e in expected]))
 
 
+def test_default_statistics_blocks_hold_at_most_zarr_chunk_bytes(store, tmp_path, monkeypatch):
+    """Without ``chunk`` the pass reads blocks of at most ZARR_CHUNK_BYTES of float64 (big
+    blocks of one-frame zarr chunks raised the loader's peak with the number of years)."""
+    root, _ = store
+    frame = 8 * 3 * 16 * 32  # float64 bytes of one (C, H, W) frame of OPTS on this store
+    monkeypatch.setattr(wb2, "ZARR_CHUNK_BYTES", 6 * frame)  # blocks of 6 of 20 frames
+    seen, read = [], wb2.read_frames
+
+    def spy(ds, sel, index, source=""):
+        seen.append(len(index))
+        return read(ds, sel, index, source)
+
+    monkeypatch.setattr(wb2, "read_frames", spy)
+    opts = {**OPTS, "cache": False}
+    wb2.load("weatherbench2", root, **opts)
+    assert seen == [6, 6, 6, 2]  # the year's 20 train frames
+    seen.clear()
+    wb2.load("weatherbench2", root, chunk=7, **opts)  # an explicit chunk wins
+    assert seen == [7, 7, 6]
+
+
 @pytest.mark.parametrize("bad", [0, -1, -5, "x", 2.5])
 def test_chunk_must_be_a_positive_integer(store, tmp_path, bad):
     root, _ = store

@@ -313,7 +313,23 @@ def _parse(name: str, options: dict[str, Any]):
 def check_values(name: str, root: str | Path, **options: Any) -> list[str]:
     """Problems with every year file the options select (train, val and test years): a
     missing file, anything :func:`_read_year` refuses (non-finite values, times not sorted
-    / unique / on the step, grid), and fields whose times or grid differ in a year."""
+    / unique / on the step, grid), and fields whose times or grid differ in a year.
+
+    With ``lazy: true`` (and the cache on) a clean check then loads the dataset as fit does,
+    which writes the lazy statistics cache: the multi-node recipe's one-process pass."""
+    problems = _file_problems(name, root, options)
+    lazy = lazy_mode(options.get("lazy")) == "true"
+    if problems or not lazy or str(options.get("cache", True)).lower() in ("false", "0", "no"):
+        return problems
+    try:
+        load(name, root, **options)
+    except (ConfigError, DataError) as exc:
+        return [one_line(exc)]
+    return []
+
+
+def _file_problems(name: str, root: str | Path, options: dict[str, Any]) -> list[str]:
+    """:func:`check_values`' pass over the year files."""
     ws, *_, levels, years, res = _parse(name, options)
     problems: list[str] = []
     wanted = sorted({y for a, b in years.values() for y in range(a, b + 1)})

@@ -13,7 +13,9 @@ variables such as ``temperature``), typically 6-hourly. Options:
   the last year tests, the one before validates, the rest trains;
 - ``in_len``, ``out_len`` (default 4 -> 4), ``stride`` (1 frame), ``protocol``; integers
   >= 1 (a one-line ConfigError otherwise), as ``chunk``;
-- ``chunk``: frames per block of the statistics pass (default: about 64 MiB of float64);
+- ``chunk``: frames per block of the statistics pass (default: about 8 MiB of float64,
+  :data:`ZARR_CHUNK_BYTES`: 512 frames of a 64 x 32 grid; larger blocks cost several times
+  their size in transient reads of many small zarr chunks and raise the peak);
 - ``cache`` (default true): keep the statistics under
   ``<root>/.svqcast/weatherbench2/<key>.json`` (+ ``.climatology.npy``), key = a hash of the
   path and the options that change them (variables, levels, time_step, train years), the
@@ -77,6 +79,11 @@ DEFAULTS: dict[str, Any] = {
     "chunk": None,
 }
 CACHE_KIND = "weatherbench2"  # statistics under <root>/.svqcast/weatherbench2/
+#: Bytes of float64 per block of the statistics pass. Smaller than the netCDF path's
+#: CHUNK_BYTES: a block read from a store of one-frame chunks costs several times its size
+#: in transient memory (benchmarks/bench_loader.py --dataset weatherbench2: 64 MiB blocks
+#: lifted the 16-year peak to about 1.1 GiB; 8 MiB ones keep 1, 4 and 16 years at ~0.4 GiB).
+ZARR_CHUNK_BYTES = 8 * 2**20
 
 
 def describe(name: str) -> str:
@@ -128,7 +135,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     opts["variables"] = tuple(str(v) for v in opts["variables"])
     for key in ("in_len", "out_len", "stride"):
         opts[key] = int_option("weatherbench2", key, opts[key])
-    if opts["chunk"] is not None:  # None: frames of about CHUNK_BYTES
+    if opts["chunk"] is not None:  # None: frames of about ZARR_CHUNK_BYTES
         opts["chunk"] = int_option("weatherbench2", "chunk", opts["chunk"])
     opts["protocol"] = check_protocol(opts["protocol"])
     if isinstance(opts["cache"], str):
@@ -374,7 +381,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             return keep[mask], times[mask]
 
         train_frames, train_times = part("train")
-        chunk = opts["chunk"] or chunk_frames(sel.shape)
+        chunk = opts["chunk"] or chunk_frames(sel.shape, ZARR_CHUNK_BYTES)
         phases = phase_fn(train_times) if phase_fn is not None else np.zeros(len(train_times), int)
 
         def compute():
