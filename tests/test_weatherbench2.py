@@ -309,3 +309,31 @@ def test_a_real_fsspec_memory_store_equals_the_local_store(store, tmp_path):
         for i in (0, len(a) // 2, len(a) - 1):
             assert all(torch.equal(p, q) for p, q in zip(a[i], b[i])), (split, i)
     assert pickle.loads(pickle.dumps(remote.test))[1][0].shape == (2, 3, 16, 32)
+
+
+def test_storage_options_reach_fsspec_for_a_url_and_are_refused_for_a_path(store, monkeypatch):
+    """storage_options go to xarray.open_zarr wherever a URL store is opened (the load and a
+    window read, also after pickling to a worker); a local path refuses them in one line."""
+    root, ds = store
+    url = "memory://svqcast-test-wb2-so/wb2.zarr"
+    enc = {v: {"chunks": (1, *ds[v].shape[1:])} for v in ds.data_vars}
+    ds.to_zarr(url, zarr_format=2, encoding=enc, consolidated=True, mode="w")
+    seen, real = [], xr.open_zarr
+
+    def spy(path, **kwargs):
+        seen.append(kwargs.get("storage_options"))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(xr, "open_zarr", spy)
+    so = {"skip_instance_cache": False}  # an fsspec option the memory filesystem accepts
+    splits = wb2.load("weatherbench2", root, cache=False, **{**OPTS, "path": url},
+                      storage_options=so)  # fmt: skip
+    assert seen == [so]
+    worker_copy = pickle.loads(pickle.dumps(splits.train))
+    worker_copy[0]
+    assert seen == [so, so]
+    with pytest.raises(ConfigError, match="applies to a URL path") as info:
+        wb2.load("weatherbench2", root, storage_options=so, **OPTS)
+    assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="not a mapping"):
+        wb2.load("weatherbench2", root, storage_options="anon", **{**OPTS, "path": url})

@@ -96,17 +96,19 @@ def _is_url(path: str | Path) -> bool:
     return isinstance(path, str) and "://" in path and not path.startswith("file://")
 
 
-def open_dataset(path: str | Path, *, key: str | None = None):
+def open_dataset(path: str | Path, *, key: str | None = None, storage_options: dict | None = None):
     """The file at ``path`` as an ``xarray.Dataset`` (see the module docstring).
 
     The Dataset is lazy for netCDF and zarr: close it when done (``with``). ``key`` picks
-    the array of an .npz holding several.
+    the array of an .npz holding several. ``storage_options`` go to fsspec for a URL
+    (credentials, ``{"token": "anon"}``, requester pays, ...).
     """
     import xarray as xr
 
     if _is_url(path):
+        extra = {"storage_options": dict(storage_options)} if storage_options else {}
         try:
-            return _quiet(lambda: xr.open_zarr(path, decode_times=_time_coder()))
+            return _quiet(lambda: xr.open_zarr(path, decode_times=_time_coder(), **extra))
         except Exception as exc:  # noqa: BLE001 - any backend failure becomes one line
             raise DataError(f"cannot open {path} as zarr: {_why(exc)}") from exc
     p = Path(str(path).removeprefix("file://"))

@@ -16,6 +16,10 @@ variables such as ``temperature``), typically 6-hourly. Options:
 - ``chunk``: frames per block of the statistics pass (default: about 8 MiB of float64,
   :data:`ZARR_CHUNK_BYTES`: 512 frames of a 64 x 32 grid; larger blocks cost several times
   their size in transient reads of many small zarr chunks and raise the peak);
+- ``storage_options`` (URL paths only): a mapping handed to fsspec when the store is opened
+  (here and in every DataLoader worker), e.g. ``{token: anon}`` for a public bucket or
+  ``{requester_pays: true}``; prefer the environment's credentials to secrets in a config,
+  which the run folder keeps;
 - ``cache`` (default true): keep the statistics under
   ``<root>/.svqcast/weatherbench2/<key>.json`` (+ ``.climatology.npy``), key = a hash of the
   path and the options that change them (variables, levels, time_step, train years), the
@@ -41,6 +45,7 @@ Windows never straddle a gap in time (between years, or missing frames).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "protocol": "standard",
     "cache": True,
     "chunk": None,
+    "storage_options": None,
 }
 CACHE_KIND = "weatherbench2"  # statistics under <root>/.svqcast/weatherbench2/
 #: Bytes of float64 per block of the statistics pass. Smaller than the netCDF path's
@@ -140,6 +146,18 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     opts["protocol"] = check_protocol(opts["protocol"])
     if isinstance(opts["cache"], str):
         opts["cache"] = opts["cache"].lower() not in ("false", "no", "0", "off")
+    so = opts["storage_options"]
+    if so is not None and not isinstance(so, Mapping):
+        raise ConfigError(
+            f"option storage_options={so!r} of weatherbench2 is not a mapping; pass e.g. "
+            "storage_options={token: anon}"
+        )
+    if so and not reader._is_url(str(opts["path"])):
+        raise ConfigError(
+            "option storage_options of weatherbench2 applies to a URL path (gs://, s3://, "
+            f"...), not to the local path {opts['path']}; drop it"
+        )
+    opts["storage_options"] = dict(so) if so else None
     return opts
 
 
@@ -262,8 +280,10 @@ class ZarrWindows(ForecastDataset):
     ``frames[starts[i] + offsets]`` of the store, normalised. Holds indices, never data;
     the store is opened once per process (not pickled to DataLoader workers)."""
 
-    def __init__(self, source, sel, frames, times, starts, offsets, in_len, norm, phase_fn):
-        self.source, self.sel = source, sel
+    def __init__(
+        self, source, sel, frames, times, starts, offsets, in_len, norm, phase_fn, storage=None
+    ):
+        self.source, self.sel, self.storage_options = source, sel, storage
         self.frames, self.times = np.asarray(frames), np.asarray(times)
         self.starts, self.offsets = np.asarray(starts), np.asarray(offsets)
         self.in_len, self.phase_fn = int(in_len), phase_fn
@@ -286,7 +306,8 @@ class ZarrWindows(ForecastDataset):
         if self._ds is None or self._pid != os.getpid():
             # first read, or a forked DataLoader worker holding its parent's copy: open
             # this process's own store (a parent's open store is never shared)
-            self._ds, self._pid = reader.open_dataset(self.source), os.getpid()
+            self._ds = reader.open_dataset(self.source, storage_options=self.storage_options)
+            self._pid = os.getpid()
         raw = read_frames(self._ds, self.sel, self.store_indices(index), self.source)
         if not np.all(np.isfinite(raw)):
             raise DataError(f"{self.source}: non-finite values in window {index}")
@@ -353,7 +374,8 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
     opts = _options(options)
     in_len, out_len, stride = opts["in_len"], opts["out_len"], opts["stride"]
     source = _resolve(root, opts["path"])
-    ds = reader.open_dataset(source)
+    storage = opts["storage_options"]
+    ds = reader.open_dataset(source, storage_options=storage)
     try:
         sel = _Selection(ds, source, opts["variables"], opts["levels"])
         raw_times = reader._times_of(ds, sel.t)
@@ -409,7 +431,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         frames, t = part(split)
         where = f"{name} {split} years {years[split]}"
         starts = contiguous_starts(t, offsets, stride, step, where=where)
-        return ZarrWindows(source, sel, frames, t, starts, offsets, in_len, norm, phase_fn)
+        return ZarrWindows(source, sel, frames, t, starts, offsets, in_len, norm, phase_fn, storage)
 
     train, test = windows("train"), windows("test")
     val = test if opts["protocol"] == "openstl" else windows("val")
