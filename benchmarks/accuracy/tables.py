@@ -367,6 +367,7 @@ def machine_description(threads: int | None) -> str:
         pass
     n = threads or torch.get_num_threads()
     return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {n} threads, "
+        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {n} "
+        f"thread{'' if n == 1 else 's'}, "
         f"Python {platform.python_version()}"
     )
