@@ -337,3 +337,22 @@ def test_storage_options_reach_fsspec_for_a_url_and_are_refused_for_a_path(store
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="not a mapping"):
         wb2.load("weatherbench2", root, storage_options="anon", **{**OPTS, "path": url})
+
+
+def test_cache_follows_a_rewritten_url_store(store, tmp_path):
+    """A store written again behind the same URL (memory://) gets new statistics: the cache
+    key holds what fsspec reports of its root metadata."""
+    _, ds = store
+    url = "memory://svqcast-test-wb2-rewrite/wb2.zarr"
+    enc = {v: {"chunks": (1, *ds[v].shape[1:])} for v in ds.data_vars}
+    ds.to_zarr(url, zarr_format=2, encoding=enc, consolidated=True, mode="w")
+    first = wb2.load("weatherbench2", tmp_path, **{**OPTS, "path": url})
+    again = wb2.load("weatherbench2", tmp_path, **{**OPTS, "path": url})
+    assert again.spec.extra["stats_cache"] == first.spec.extra["stats_cache"]  # reused
+    with xr.set_options(keep_attrs=True):
+        (ds + 100.0).to_zarr(url, zarr_format=2, encoding=enc, consolidated=True, mode="w")
+    warmer = wb2.load("weatherbench2", tmp_path, **{**OPTS, "path": url})
+    assert warmer.spec.extra["stats_cache"] != first.spec.extra["stats_cache"]
+    np.testing.assert_allclose(
+        warmer.spec.normalizer.mean, first.spec.normalizer.mean + 100.0, atol=1e-4
+    )  # float32 data: + 100 rounds in the last bits

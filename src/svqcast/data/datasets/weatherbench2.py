@@ -25,9 +25,11 @@ variables such as ``temperature``), typically 6-hourly. Options:
   path and the options that change them (variables, levels, time_step, train years), the
   store's time axis and grid, and, for a local store, the size and modification time of
   its metadata files (``.zmetadata``, ``zarr.json``, ``.zattrs``, ``.zarray``, ``.zgroup``
-  of the store and of the variables read): rewriting the store recomputes them. A URL's
-  entry is keyed by path and options only: after changing the data behind a URL, delete
-  ``<root>/.svqcast/weatherbench2/`` or pass ``cache=false``. Processes loading at once
+  of the store and of the variables read), for a URL what fsspec reports of the root's
+  metadata files (size, modification time, etag or generation): rewriting the store
+  recomputes them (:func:`store_stamp`); where a URL's backend reports nothing, after
+  changing the data behind it delete ``<root>/.svqcast/weatherbench2/`` or pass
+  ``cache=false``. Processes loading at once
   (DDP ranks) compute it once, under an OS lock on ``<key>.lock``.
 
 Laziness: only the time axis and coordinates are loaded. :class:`ZarrWindows` holds the
@@ -328,12 +330,17 @@ class ZarrWindows(ForecastDataset):
 METADATA_FILES = (".zmetadata", "zarr.json", ".zattrs", ".zarray", ".zgroup")
 
 
-def store_stamp(source: str, sel: _Selection) -> list | None:
-    """[name, size, mtime_ns] of the metadata files of a local store (its root, the selected
-    variables and their coordinates): rewriting the store changes them, so the cached
-    statistics are recomputed. None for a URL (keyed by path and options only)."""
+def store_stamp(source: str, sel: _Selection, storage_options: dict | None = None) -> list | None:
+    """What identifies the store's current content, for the statistics cache key: rewriting
+    the store changes it, so the cached statistics are recomputed.
+
+    A local store: [name, size, mtime_ns] of the metadata files of its root, the selected
+    variables and their coordinates. A URL: what fsspec's ``info`` reports (size and the
+    backend's modification time, etag or generation) of the root's metadata files (a
+    consolidated store rewrites ``.zmetadata`` / ``zarr.json``); None where none can be
+    read, and the entry is then keyed by path and options only."""
     if reader._is_url(source):
-        return None
+        return _url_stamp(source, storage_options)
     root = Path(source)
     names = dict.fromkeys(["", *(v for v, _, _ in sel.reads), *sel.dims.values()])
     stamp = []
@@ -346,6 +353,29 @@ def store_stamp(source: str, sel: _Selection) -> list | None:
                 continue
             stamp.append([f"{name}/{meta}".lstrip("/"), st.st_size, st.st_mtime_ns])
     return stamp
+
+
+#: fsspec ``info`` fields that change when an object is rewritten, across backends (local
+#: and memory, S3, GCS, Azure, HTTP)
+URL_STAMP_FIELDS = ("size", "mtime", "created", "LastModified", "last_modified", "updated",
+                    "generation", "ETag", "etag", "md5Hash")  # fmt: skip
+
+
+def _url_stamp(source: str, storage_options: dict | None) -> list | None:
+    try:
+        import fsspec
+
+        fs, base = fsspec.core.url_to_fs(source, **(storage_options or {}))
+    except Exception:  # noqa: BLE001 - no fsspec backend: keyed by path and options
+        return None
+    stamp = []
+    for meta in METADATA_FILES:
+        try:
+            info = fs.info(f"{base.rstrip('/')}/{meta}")
+        except Exception:  # noqa: BLE001 - absent file, no permission, network
+            continue
+        stamp.append([meta, *(f"{k}={info[k]}" for k in URL_STAMP_FIELDS if info.get(k))])
+    return stamp or None
 
 
 def streaming_stats(ds, sel, frames, phases, n_phases, chunk, source=""):
@@ -418,7 +448,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
             "climatology": kind,
             "times": [str(raw_times[0]), str(raw_times[-1]), len(raw_times)],
             "grid": list(sel.shape),
-            "store": store_stamp(source, sel),
+            "store": store_stamp(source, sel, storage),
         }
         if opts["cache"]:
             norm, climatology, cache_file = cached_stats(root, CACHE_KIND, key, compute)
