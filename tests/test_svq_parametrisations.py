@@ -74,6 +74,24 @@ def test_readout_keeps_the_output_at_the_papers_over_sqrt_k(power):
     )
 
 
+@pytest.mark.parametrize("parametrisation", [p for p in PARAMETRISATIONS if p != "readout"])
+def test_diagnostics_of_forms_that_keep_the_weights_equal_the_papers(parametrisation):
+    """Every form but readout leaves the code weights as the paper's (same init): the
+    weight diagnostics are the paper's exactly; the output ones follow the form's output."""
+    z = torch.randn(4, C, 3, 3, dtype=torch.float64)
+    paper, form = make("paper"), make(parametrisation)
+    d_paper, d_form = paper.diagnostics(z), form.diagnostics(z)
+    assert set(d_form) == set(d_paper)
+    for key in ("perplexity_z3", "perplexity_z2", "active_frac_z3", "usage_z3",
+                "near_zero_frac", "weight_mean", "weight_std"):  # fmt: skip
+        assert d_form[key].item() == pytest.approx(d_paper[key].item(), rel=1e-12), key
+    q = form(z).quantized
+    assert d_form["out_std"].item() == pytest.approx(q.std().item(), rel=1e-5)
+    assert d_form["out_in_std_ratio"].item() == pytest.approx(
+        q.std().item() / z.std().item(), rel=1e-5
+    )
+
+
 def test_rmsnorm_output_has_the_gain_as_its_rms_and_the_papers_direction():
     z = torch.randn(4, C, 3, 3, dtype=torch.float64)
     paper, normed = make("paper"), make("rmsnorm")
