@@ -98,3 +98,32 @@ def year_range(value: Any, key: str) -> tuple[int, int]:
     if first > last:
         raise ConfigError(f"{key}: first year {first} is after last year {last}")
     return first, last
+
+
+def int_option(dataset: str, key: str, value: Any, minimum: int = 1, example: int = 4) -> int:
+    """The option ``key`` as an integer >= ``minimum`` (an int, or a string such as "4" as
+    the CLI passes it), else a one-line ConfigError naming the option and the value."""
+    number = None
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+    if number is None or number < minimum:
+        raise ConfigError(
+            f"option {key}={value!r} of {dataset} is not valid; pass an integer >= {minimum} "
+            f"(e.g. {key}={example})"
+        )
+    return number
+
+
+def flag_option(value: Any) -> bool:
+    """A yes/no option as given in a config or on the command line ("false", "no", "0",
+    "off" are false; any other text is true)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "0", "off")
+    return bool(value)

@@ -39,7 +39,14 @@ from typing import Any
 import numpy as np
 
 from svqcast.data import reader
-from svqcast.data.base import PROTOCOLS, Climatology, Splits, year_range
+from svqcast.data.base import (
+    PROTOCOLS,
+    Climatology,
+    Splits,
+    flag_option,
+    int_option,
+    year_range,
+)
 from svqcast.data.datasets.weather_layout import (  # noqa: F401 - the names users import
     DATASETS,
     GRID,
@@ -69,7 +76,6 @@ from svqcast.data.datasets.weather_lazy import (
     available_bytes,
     cache_key,
     estimated_bytes,
-    int_option,
     lazy_mode,
     scan,
     train_stats,
@@ -319,7 +325,7 @@ def check_values(name: str, root: str | Path, **options: Any) -> list[str]:
     which writes the lazy statistics cache: the multi-node recipe's one-process pass."""
     problems = _file_problems(name, root, options)
     lazy = lazy_mode(options.get("lazy")) == "true"
-    if problems or not lazy or str(options.get("cache", True)).lower() in ("false", "0", "no"):
+    if problems or not lazy or not flag_option(options.get("cache", True)):
         return problems
     try:
         load(name, root, **options)
@@ -407,7 +413,7 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         def compute():
             return train_stats(scanned["train"], shape, phases, n_phases, channels)
 
-        if _flag(options.get("cache", True)):
+        if flag_option(options.get("cache", True)):
             key = cache_key(name, scanned["train"], channels, res, ws.step_hours, years["train"])
             norm, climatology, cache_file = cached_stats(root, CACHE_KIND, key, compute)
         else:
@@ -464,12 +470,6 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         attrs=meta["attrs"],
     )
     return Splits(train=train, val=val, test=test, spec=spec, climatology=climatology)
-
-
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "no", "0", "off")
-    return bool(value)
 
 
 def _check_disjoint(years: dict[str, tuple[int, int]]) -> None:

@@ -83,27 +83,6 @@ def lazy_mode(value: Any) -> str:
     return text
 
 
-def int_option(dataset: str, key: str, value: Any, minimum: int = 1, example: int = 4) -> int:
-    """The option ``key`` as an integer >= ``minimum`` (an int, or a string such as "4" as
-    the CLI passes it), else a one-line ConfigError naming the option and the value."""
-    number = None
-    if isinstance(value, int | np.integer) and not isinstance(value, bool):
-        number = int(value)
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str):
-        try:
-            number = int(value.strip())
-        except ValueError:
-            number = None
-    if number is None or number < minimum:
-        raise ConfigError(
-            f"option {key}={value!r} of {dataset} is not valid; pass an integer >= {minimum} "
-            f"(e.g. {key}={example})"
-        )
-    return number
-
-
 def estimated_bytes(ws: WeatherSet, root, years, levels, res: str) -> int:
     """Float32 bytes the eager path would hold for the splits ``years`` ({split: (a, b)}):
     frames counted from the first field's file headers (a missing file counts 0)."""

@@ -55,8 +55,14 @@ import numpy as np
 import torch
 
 from svqcast.data import reader
-from svqcast.data.base import ForecastDataset, Splits, check_protocol, year_range
-from svqcast.data.datasets.weather_lazy import int_option
+from svqcast.data.base import (
+    ForecastDataset,
+    Splits,
+    check_protocol,
+    flag_option,
+    int_option,
+    year_range,
+)
 from svqcast.data.reader_times import (
     calendar_of,
     canonical_step,
@@ -146,8 +152,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     if opts["chunk"] is not None:  # None: frames of about ZARR_CHUNK_BYTES
         opts["chunk"] = int_option("weatherbench2", "chunk", opts["chunk"])
     opts["protocol"] = check_protocol(opts["protocol"])
-    if isinstance(opts["cache"], str):
-        opts["cache"] = opts["cache"].lower() not in ("false", "no", "0", "off")
+    opts["cache"] = flag_option(opts["cache"])
     so = opts["storage_options"]
     if so is not None and not isinstance(so, Mapping):
         raise ConfigError(
