@@ -41,18 +41,16 @@ def _config_model(config: str | Path) -> dict[str, Any]:
     a packaged config (``weather_t2m``)."""
     import yaml
 
+    from svqcast.configs import config_path
     from svqcast.errors import ConfigError
 
     path = Path(config)
-    if not path.is_file():
-        from importlib import resources
-
-        packaged = resources.files("svqcast.configs") / f"{path.stem}.yaml"
-        if not packaged.is_file():
-            raise ConfigError(f"config {config}: no such file or packaged config")
-        text = packaged.read_text()
-    else:
-        text = path.read_text()
+    if not path.is_file():  # a preset by name, where svqcast finds its presets
+        try:
+            path = config_path(path.stem)
+        except ConfigError:
+            raise ConfigError(f"config {config}: no such file or packaged config") from None
+    text = path.read_text()
     try:
         model = (yaml.safe_load(text) or {}).get("model") or {}
     except (yaml.YAMLError, AttributeError) as exc:
