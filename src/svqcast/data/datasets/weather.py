@@ -329,7 +329,7 @@ def check_values(name: str, root: str | Path, **options: Any) -> list[str]:
         return problems
     try:
         load(name, root, **options)
-    except (ConfigError, DataError) as exc:
+    except DataError as exc:
         return [one_line(exc)]
     return []
 

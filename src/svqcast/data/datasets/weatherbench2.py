@@ -74,7 +74,7 @@ from svqcast.data.reader_times import (
 from svqcast.data.spec import Channel, DataSpec
 from svqcast.data.streaming import StreamingStats, cached_stats, chunk_frames, first_nonfinite
 from svqcast.data.windows import climatology_phases, contiguous_starts, window_offsets
-from svqcast.errors import ConfigError, DataError, DataNotFoundError, SvqcastError, one_line
+from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
 
 DEFAULTS: dict[str, Any] = {
     "path": None,
@@ -121,10 +121,11 @@ def check(name: str, root: str | Path) -> list[str]:
 
 
 def check_values(name: str, root: str | Path, **options: Any) -> list[str]:
-    """Anything that stops :func:`load` (non-finite training values included)."""
+    """Anything in the data that stops :func:`load` (non-finite training values included);
+    bad options raise their ConfigError, as for every other dataset (exit status 2)."""
     try:
         load(name, root, **options)
-    except SvqcastError as exc:
+    except DataError as exc:
         return [one_line(exc)]
     return []
 
