@@ -37,6 +37,11 @@ side.
     python benchmarks/bench_loader.py --years 1 4 --workers 0 --hours-per-year 2190
     python benchmarks/bench_loader.py --dataset weatherbench2   # 1, 4, 16 years x 0, 2 workers
     python benchmarks/bench_loader.py --dataset weatherbench2 --quick
+    python benchmarks/bench_loader.py --dataset weatherbench2 --load-chunks 4096 1024 512 256
+
+``--load-chunks`` (weatherbench2 only) measures the load alone instead (``weatherbench2.load``
+with option ``chunk`` = each number of frames per statistics block), each (years, chunk) in a
+fresh process: its peak RSS and seconds, one column per block size.
 """
 
 from __future__ import annotations
@@ -147,11 +152,20 @@ def options_of(dataset: str, years: int, mode: str, in_len: int, out_len: int) -
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """One measurement (the child process) through svqcast.training.loader_bench.measure."""
+    """One measurement (the child process) through svqcast.training.loader_bench.measure,
+    or, with ``--load-chunk``, of the weatherbench2 load alone."""
     from svqcast.training.loader_bench import measure as measure_loader
+    from svqcast.training.loader_bench import peak_mib
 
     n = args.train_years
     options = options_of(args.dataset, n, args.mode, args.in_len, args.out_len)
+    if args.load_chunk:
+        from svqcast.data.datasets import weatherbench2
+
+        start = time.perf_counter()
+        weatherbench2.load("weatherbench2", args.root, **options, chunk=args.load_chunk)
+        took = time.perf_counter() - start
+        return {"label": n, "chunk": args.load_chunk, "load_s": took, "peak_mib": peak_mib()}
     row = measure_loader(args.dataset, args.root, options, num_workers=args.num_workers,
                          batch_size=args.batch_size, batches=args.batches,
                          model_steps=args.model_steps, threads=args.threads)  # fmt: skip
@@ -160,16 +174,32 @@ def measure(args: argparse.Namespace) -> dict:
     return {**row, "label": n}
 
 
-def child(args: argparse.Namespace, data: Path, years: int, mode: str, workers: int) -> dict:
+def child(
+    args: argparse.Namespace, data: Path, years: int, mode: str, workers: int, chunk: int = 0
+) -> dict:
     cmd = [sys.executable, __file__, "--child", "--root", str(data), "--train-years", str(years),
            "--mode", mode, "--num-workers", str(workers), "--batches", str(args.batches),
            "--batch-size", str(args.batch_size), "--threads", str(args.threads),
            "--model-steps", str(args.model_steps), "--in-len", str(args.in_len),
-           "--out-len", str(args.out_len), "--dataset", args.dataset]  # fmt: skip
+           "--out-len", str(args.out_len), "--dataset", args.dataset,
+           "--load-chunk", str(chunk)]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"measurement {years} years {mode} {workers} workers failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def chunk_table(rows: list[dict], frame_bytes: int) -> str:
+    """Peak RSS and seconds of the load, one row per train years, one column per block."""
+    chunks = list(dict.fromkeys(r["chunk"] for r in rows))
+    head = [f"{c:,} frames ({c * frame_bytes / 2**20:g} MiB)" for c in chunks]
+    lines = ["| train years | " + " | ".join(head) + " |", "|---" * (len(chunks) + 1) + "|"]
+    for years in dict.fromkeys(r["label"] for r in rows):
+        cells = {r["chunk"]: r for r in rows if r["label"] == years}
+        lines.append(f"| {years} | " + " | ".join(
+            f"{cells[c]['peak_mib']:,.0f} MiB, {cells[c]['load_s']:.1f} s" for c in chunks
+        ) + " |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -189,6 +219,10 @@ def main() -> None:
     parser.add_argument("--out-len", type=int, default=12)
     parser.add_argument("--data-dir", help="keep (and reuse) the generated tree here")
     parser.add_argument("--quick", action="store_true", help="1 and 2 years of 48 hours")
+    parser.add_argument("--load-chunks", type=int, nargs="+", default=[],
+                        help="weatherbench2: measure the load alone with these statistics "
+                        "blocks (frames)")  # fmt: skip
+    parser.add_argument("--load-chunk", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
     parser.add_argument("--train-years", type=int, help=argparse.SUPPRESS)
@@ -201,6 +235,8 @@ def main() -> None:
     if args.quick:
         args.years, args.hours_per_year, args.batches, args.batch_size = [1, 2], 48, 4, 4
         args.in_len = args.out_len = 4
+    if args.load_chunks and (args.dataset != "weatherbench2" or min(args.load_chunks) < 1):
+        parser.error("--load-chunks takes frames >= 1 and needs --dataset weatherbench2")
     if args.dataset == "weatherbench2":
         args.modes = ["lazy"]  # always lazy
         if args.quick:
@@ -218,6 +254,16 @@ def main() -> None:
             what = f"{n_years} years x {args.hours_per_year} h of 32 x 64 float32"
         size, took = data_size_mib(data, args.dataset), time.perf_counter() - start
         print(f"data: {what} under {data} ({size:,.0f} MiB, ready in {took:.0f} s)")
+        if args.load_chunks:
+            rows = []
+            for years in args.years:
+                for chunk in args.load_chunks:
+                    rows.append(child(args, data, years, "lazy", 0, chunk))
+                    print(f"  {years:>2} years, blocks of {chunk} frames: load peak "
+                          f"{rows[-1]['peak_mib']:,.0f} MiB, {rows[-1]['load_s']:.1f} s",
+                          flush=True)  # fmt: skip
+            print(chunk_table(rows, 8 * 64 * 32))  # float64 frames of the store's grid
+            return
         rows = []
         for years in args.years:
             for mode in args.modes:

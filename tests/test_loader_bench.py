@@ -136,3 +136,21 @@ def test_generated_weatherbench2_store_loads_lazily_and_measures(tmp_path):
     assert row["params"] == sum(p.numel() for p in built.parameters())
     assert row["model"].startswith("SimVP-gsta hid_S 4, hid_T 8, N_S 2, N_T 2, no quantizer")
     assert row["train_windows"] == 10 and row["loader_wps"] > 0 and row["model_wps"] > 0
+
+
+def test_load_chunks_measures_the_weatherbench2_load_per_block_size(tmp_path):
+    """--load-chunks: one fresh process per (years, block) running weatherbench2.load with
+    that chunk; the table has a column per block size and a row per train years."""
+    import subprocess
+
+    script = Path(bench_loader.__file__)
+    cmd = [sys.executable, str(script), "--dataset", "weatherbench2", "--quick",
+           "--load-chunks", "16", "4", "--data-dir", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "| train years | 16 frames (0.25 MiB) | 4 frames (0.0625 MiB) |" in lines
+    rows = [line for line in lines if line.startswith(("| 1 |", "| 2 |"))]
+    assert len(rows) == 2 and all(row.count("MiB, ") == 2 for row in rows)
+    bad = subprocess.run([*cmd[:2], "--load-chunks", "4"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "needs --dataset weatherbench2" in bad.stderr
