@@ -25,10 +25,10 @@ import xarray as xr
 import yaml
 
 from svqcast.configs import config_path
-from svqcast.data.identity import match
-from svqcast.data.reader import read_fields
+from svqcast.data.gridded.identity import match
+from svqcast.data.gridded.reader import read_fields
 from svqcast.data.spec import Channel, DataSpec, Normalizer
-from svqcast.training.forecast import forecast
+from svqcast.inference.forecast import forecast
 from svqcast.training.module import ForecastModule
 
 IN_LEN = OUT_LEN = 12

@@ -20,7 +20,7 @@ weather's background (latitude profile, seasons, diurnal cycle) plus noise, seed
 The same years train, validate and test as above.
 
 Each measurement runs in a fresh Python process (so that peak memory belongs to it alone)
-through :func:`svqcast.training.loader_bench.measure` (also behind ``svqcast data bench``):
+through :func:`svqcast.commands.data_bench.measure` (also behind ``svqcast data bench``):
 it loads the splits (``lazy: false`` or ``lazy: true``, statistics never cached, so each
 lazy run does its streaming pass), builds the project's train DataLoader
 (``ForecastDataModule.train_dataloader``: shuffled, batch ``--batch-size``) with
@@ -55,7 +55,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from svqcast.training.loader_bench import ratios, table
+from svqcast.commands.data_bench import ratios, table
 
 FIRST_YEAR = 2000
 DATASETS = ("weather_t2m", "weatherbench2")
@@ -152,10 +152,10 @@ def options_of(dataset: str, years: int, mode: str, in_len: int, out_len: int) -
 
 
 def measure(args: argparse.Namespace) -> dict:
-    """One measurement (the child process) through svqcast.training.loader_bench.measure,
+    """One measurement (the child process) through svqcast.commands.data_bench.measure,
     or, with ``--load-chunk``, of the weatherbench2 load alone."""
-    from svqcast.training.loader_bench import measure as measure_loader
-    from svqcast.training.loader_bench import peak_mib
+    from svqcast.commands.data_bench import measure as measure_loader
+    from svqcast.commands.data_bench import peak_mib
 
     n = args.train_years
     options = options_of(args.dataset, n, args.mode, args.in_len, args.out_len)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svqcast.data import DATASETS, commands
+from svqcast.commands import data as commands
+from svqcast.data import DATASETS
 from svqcast.data.datasets import synthetic
 from svqcast.errors import ConfigError
 

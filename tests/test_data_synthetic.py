@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from svqcast.data import commands
+from svqcast.commands import data as commands
 from svqcast.data.base import WithClimatology
 from svqcast.data.datasets import synthetic
 from svqcast.data.windows import month_hour_phase

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from svqcast.demo import format_demo, run_demo
+from svqcast.commands.demo import format_demo, run_demo
 
 
 @pytest.mark.slow

@@ -259,7 +259,7 @@ def check_dry_run(where: str, cmd: str) -> None:
             elif word not in ("--print-config", "--list"):
                 overrides.append(word)
         if overrides:
-            from svqcast.training.lightning_cli import config_parser
+            from svqcast.commands.fit import config_parser
 
             try:
                 config_parser().parse_args(["--config", out, *overrides])
@@ -298,7 +298,7 @@ def check_dry_run(where: str, cmd: str) -> None:
 def check_yaml(block: Block, cwd: Path) -> None:
     cfg = yaml.safe_load(block.text)
     if isinstance(cfg, dict) and CONFIG_KEYS & set(cfg):
-        from svqcast.training.lightning_cli import config_parser
+        from svqcast.commands.fit import config_parser
 
         config_parser().parse_args(["--config", block.text])
     words = block.info.split()

@@ -12,12 +12,12 @@ import torch
 import xarray as xr
 
 from svqcast.cli import main
-from svqcast.data.identity import grid_permutation, match
-from svqcast.data.reader import open_dataset, read_fields
+from svqcast.data.gridded.identity import grid_permutation, match
+from svqcast.data.gridded.reader import open_dataset, read_fields
+from svqcast.data.gridded.units import conversion
 from svqcast.data.spec import Channel, DataSpec, Normalizer
-from svqcast.data.units import conversion
 from svqcast.errors import DataError
-from svqcast.training.forecast import forecast
+from svqcast.inference.forecast import forecast
 from svqcast.training.module import ForecastModule
 
 IN, OUT = 4, 3

@@ -23,26 +23,33 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.io", "svqcast.configs"),
     ("svqcast.quantizers.base",),
     ("svqcast.quantizers",),
+    ("svqcast.models",),
     ("svqcast.data.spec",),
     ("svqcast.data", "svqcast.data.base"),  # the registry and the dataset contract
-    # helpers shared by datasets: the one file reader, units, the data identity's matching
-    ("svqcast.data.units",),
-    ("svqcast.data.reader", "svqcast.data.reader_times"),
-    ("svqcast.data.windows", "svqcast.data.video", "svqcast.data.identity"),
+    # the user's gridded files: units, time axes, the one reader, the data identity
+    ("svqcast.data.gridded.units",),
+    ("svqcast.data.gridded.times",),
+    ("svqcast.data.gridded.reader",),
+    ("svqcast.data.gridded", "svqcast.data.windows", "svqcast.data.video"),
     ("svqcast.data.datasets",),
     ("svqcast.data.loaders",),
-    ("svqcast.data.datamodule", "svqcast.data.commands"),
-    ("svqcast.models",),
+    ("svqcast.data.datamodule",),
     ("svqcast.evaluation.metrics",),
     ("svqcast.evaluation.baselines",),
     ("svqcast.evaluation.plots",),
     ("svqcast.evaluation.reports", "svqcast.evaluation"),
-    ("svqcast.training.checkpoints", "svqcast.training.runs"),  # runs: lock, CSV log
+    # the engine
+    ("svqcast.training.checkpoints",),
     ("svqcast.training.module",),
-    ("svqcast.training.forecast", "svqcast.training.callbacks", "svqcast.training.quiet"),
-    ("svqcast.training.predict",),
-    ("svqcast.training.lightning_cli", "svqcast.training"),
-    ("svqcast.reproduce", "svqcast.demo"),
+    ("svqcast.training.callbacks", "svqcast.training"),
+    # forecasts from a checkpoint
+    ("svqcast.inference.forecast",),
+    ("svqcast.inference.predict", "svqcast.inference"),
+    # the application
+    ("svqcast.commands.runs", "svqcast.commands.quiet"),
+    ("svqcast.commands.data", "svqcast.commands.data_bench"),
+    ("svqcast.commands.fit",),
+    ("svqcast.commands.reproduce", "svqcast.commands.demo", "svqcast.commands"),
     ("svqcast.cli",),
     ("svqcast",),  # the top-level facade
 ]
@@ -144,7 +151,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_lazy_and_relative_imports():
     edges = graph()
     # lazy (inside a function) imports count: the CLI reaches training only that way
-    assert "svqcast.training.lightning_cli" in edges["svqcast.cli"]
+    assert "svqcast.commands.fit" in edges["svqcast.cli"]
     assert "svqcast.quantizers.base" in edges["svqcast.quantizers.svq"]
     assert "svqcast.data.loaders" in edges["svqcast.data.datamodule"]
 
@@ -175,9 +182,9 @@ def test_every_module_has_a_layer():
 def test_layer_order_is_the_documented_one():
     order = [layer_of(m) for m in ("svqcast.errors", "svqcast.io", "svqcast.quantizers.svq")]
     order += [layer_of(m) for m in ("svqcast.models.simvp", "svqcast.training.module")]
-    order += [layer_of(m) for m in ("svqcast.reproduce", "svqcast.cli")]
+    order += [layer_of(m) for m in ("svqcast.commands.reproduce", "svqcast.cli")]
     assert order == sorted(order) and len(set(order)) == len(order)
-    assert layer_of("svqcast.data.datasets.weather") < layer_of("svqcast.data.commands")
+    assert layer_of("svqcast.data.datasets.weather") < layer_of("svqcast.commands.data")
 
 
 @pytest.mark.parametrize("path", sorted(SRC.rglob("*.py")), ids=lambda p: module_name(p))

@@ -23,12 +23,12 @@ from test_resume import make_module, weights
 from test_training import TinyData, tiny_spec, trainer
 
 from svqcast.cli import main
+from svqcast.commands.runs import ResumeMetricsHistory, RunCSVLogger, RunLock
 from svqcast.errors import CheckpointError
 from svqcast.io import atomic_path, sweep_temp_files
 from svqcast.training.callbacks import run_checkpoints
 from svqcast.training.checkpoints import AtomicCheckpointIO
 from svqcast.training.module import check_same_data
-from svqcast.training.runs import ResumeMetricsHistory, RunCSVLogger, RunLock
 
 # ----------------------------------------------------------------------------- kills
 
@@ -341,7 +341,7 @@ def test_unusable_data_root_is_one_line_and_leaves_nothing(tmp_path, capsys, whe
 HOLD = textwrap.dedent(
     """
     import sys, time
-    from svqcast.training.runs import RunLock
+    from svqcast.commands.runs import RunLock
     lock = RunLock(sys.argv[1], ["fit", "--name", "held"]).acquire()
     print("held", flush=True)
     time.sleep(120)
@@ -386,7 +386,7 @@ def test_a_held_run_folder_is_refused_and_a_killed_holders_lock_taken_over(run, 
 
 
 def test_ddp_children_do_not_lock(tmp_path, monkeypatch):
-    from svqcast.training import lightning_cli
+    from svqcast.commands import fit as lightning_cli
 
     lock = RunLock(tmp_path, ["fit"]).acquire()
     try:

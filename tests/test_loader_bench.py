@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from svqcast.cli import main
+from svqcast.commands import data_bench as loader_bench
 from svqcast.errors import ConfigError
-from svqcast.training import loader_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "benchmarks") not in sys.path:  # the scripts are not part of svqcast

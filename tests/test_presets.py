@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch import nn
 
-from svqcast import reproduce
+from svqcast.commands import reproduce
 from svqcast.training.module import ForecastModule, cosine_factor, differential_divergence
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -314,7 +314,7 @@ def test_the_fit_command_builds_the_presets_early_stopping():
     """`svqcast fit --config` (and so `svqcast reproduce`) instantiates the preset's callback."""
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from svqcast.training.lightning_cli import config_parser
+    from svqcast.commands.fit import config_parser
 
     parser = config_parser()
     cfg = parser.parse_args(["--config", reproduce.preset_yaml("t2m_noise_0.3")])
@@ -432,7 +432,7 @@ def test_docs_preset_table_is_generated_from_the_presets():
     found = re.search(start + r"\n(.*?)" + end, text, flags=re.S)
     assert found, "docs/reproduce.md lacks the generated preset table"
     assert found.group(1) == reproduce.preset_table(), (
-        "regenerate it: python -c 'from svqcast.reproduce import preset_table; "
+        "regenerate it: python -c 'from svqcast.commands.reproduce import preset_table; "
         'print(preset_table(), end="")\''
     )
 

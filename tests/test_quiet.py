@@ -10,7 +10,7 @@ import warnings
 
 import layouts as L
 
-from svqcast.training.quiet import held_lightning_logs, release_held
+from svqcast.commands.quiet import held_lightning_logs, release_held
 
 
 class Keep(logging.Handler):

@@ -1,4 +1,5 @@
-"""The one reader (svqcast.data.reader) on real-world layouts of one field (tests/layouts.py)."""
+"""The one reader (svqcast.data.gridded.reader) on real-world layouts of one field
+(tests/layouts.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import xarray as xr
 
 from svqcast.cli import main
 from svqcast.data.datasets import arrays
-from svqcast.data.reader import check_values, find_dims, open_dataset, read_fields
+from svqcast.data.gridded.reader import check_values, find_dims, open_dataset, read_fields
 from svqcast.data.windows import climatology_phases
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 

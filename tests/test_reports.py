@@ -468,7 +468,7 @@ def test_weather_mv_files_in_four_units_end_to_end(tmp_path):
 
 
 def test_reproduce_summary_line_labels_normalised_numbers():
-    from svqcast.reproduce import describe_entry
+    from svqcast.commands.reproduce import describe_entry
 
     line = describe_entry(
         {"preset": "weather_mv_x", "metrics": {"mse_norm": 0.5, "mae": 1.25}, "run_dir": "r"}

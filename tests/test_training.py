@@ -14,8 +14,8 @@ from svqcast.data.base import Climatology, WithClimatology
 from svqcast.data.loaders import EpochSampler, ResumableLoader, make_loader
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import CheckpointError, ConfigError
+from svqcast.inference.predict import load_module
 from svqcast.training.module import ForecastModule, NonFiniteLossError, cosine_factor
-from svqcast.training.predict import load_module
 
 TINY = dict(hid_S=8, hid_T=16, N_S=2, N_T=2, translator="gsta")
 

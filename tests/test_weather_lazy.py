@@ -12,7 +12,8 @@ import torch
 from weather_files import LAT, LON, tiny_fit_args, write_var
 
 from svqcast.cli import main
-from svqcast.data import commands, streaming
+from svqcast.commands import data as commands
+from svqcast.data import streaming
 from svqcast.data.datasets import weather, weather_lazy
 from svqcast.data.windows import ArrayWindows
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
@@ -339,7 +340,7 @@ def test_fit_and_test_end_to_end_on_a_lazy_synthetic_tree(tmp_path):
 
 
 def test_data_bench_measures_the_lazy_loader(uv_root, capsys):
-    from svqcast.training import loader_bench
+    from svqcast.commands import data_bench as loader_bench
 
     opts = ["--option", "lazy=true", "--option", "cache=false", "--option", "in_len=2"]
     opts += ["--option", "out_len=2"] + [

@@ -11,7 +11,7 @@ import yaml
 from weather_files import tiny_fit_args
 
 from svqcast.cli import main
-from svqcast.data import commands
+from svqcast.commands import data as commands
 from svqcast.data.datasets import synthetic, weather
 from svqcast.errors import ConfigError, DataError, one_line
 

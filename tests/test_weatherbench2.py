@@ -279,7 +279,7 @@ def test_cache_follows_a_rewritten_local_store(store, tmp_path):
 
 
 def test_spec_says_lazy_for_the_loader_bench(store):
-    from svqcast.training import loader_bench
+    from svqcast.commands import data_bench as loader_bench
 
     root, _ = store
     splits = wb2.load("weatherbench2", root, cache=False, **OPTS)

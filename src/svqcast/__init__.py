@@ -18,8 +18,8 @@ _LAZY: dict[str, str] = {
     "SimVP": "svqcast.models",
     "ForecastDataModule": "svqcast.data.datamodule",
     "ForecastModule": "svqcast.training.module",
-    "load_module": "svqcast.training.predict",
-    "forecast": "svqcast.training.forecast",
+    "load_module": "svqcast.inference.forecast",
+    "forecast": "svqcast.inference.forecast",
 }
 
 __all__ = [

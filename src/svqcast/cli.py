@@ -68,7 +68,7 @@ def predict_command(argv: list[str]) -> int:
     )
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
     args = parser.parse_args(argv)
-    from svqcast.training.predict import predict_file
+    from svqcast.inference.predict import predict_file
 
     variables = None if args.variables is None else [v for v in args.variables.split(",") if v]
     out = predict_file(
@@ -89,7 +89,7 @@ def predict_command(argv: list[str]) -> int:
 
 
 def data_command(argv: list[str]) -> int:
-    from svqcast.data import commands
+    from svqcast.commands import data as commands
 
     parser = _parser("data", "list, generate, check or benchmark datasets")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -121,51 +121,14 @@ def data_command(argv: list[str]) -> int:
                                 ("--N-S", "N_S", 2), ("--N-T", "N_T", 2)):  # fmt: skip
         p_bench.add_argument(flag, dest=dest, type=int, help=f"default {default}")
     p_bench.add_argument("--quantizer", help="svq, vq, ... or none (default none)")
-    args = parser.parse_args(argv)
-    if args.action == "list":
-        print(commands.list_datasets(args.root))
-        return 0
-    if args.action == "synth":
-        print(f"wrote {commands.synth(args.name, args.root, seed=args.seed)}")
-        return 0
-    options = {}
-    for text in args.option:
-        key, eq, value = text.partition("=")
-        if not eq or not key:
-            raise ConfigError(f"svqcast data {args.action}: --option takes KEY=VALUE, got {text!r}")
-        options[key.strip()] = value
-    if args.action == "bench":
-        from svqcast.training import loader_bench
-
-        sizes = {k: getattr(args, k) for k in ("translator", "hid_S", "hid_T", "N_S", "N_T")}
-        model = loader_bench.model_options(args.config, quantizer=args.quantizer, **sizes)
-        rows = []
-        for workers in args.workers:
-            row = loader_bench.measure(
-                args.name, args.root, options, num_workers=workers, batch_size=args.batch_size,
-                batches=args.batches, model_steps=args.model_steps, threads=args.threads,
-                model=model,
-            )  # fmt: skip
-            rows.append({**row, "label": args.name})
-        print(loader_bench.table(rows, "dataset"))
-        print(f"model measured: {rows[-1]['model']}")
-        print("(peak memory of this one process across the rows; benchmarks/bench_loader.py "
-              "measures each in a fresh process)")  # fmt: skip
-        return 0
-    problems = commands.check(args.name, args.root, options)
-    if problems:
-        for line in problems:
-            print(f"- {line}")
-        return 1
-    print(f"{args.name}: ok")
-    return 0
+    return commands.run(parser.parse_args(argv))
 
 
 # --------------------------------------------------------------------------- reproduce, demo
 
 
 def reproduce_command(argv: list[str]) -> int:
-    from svqcast import reproduce
+    from svqcast.commands import reproduce
 
     parser = _parser("reproduce", "run one paper experiment preset and record the result")
     parser.add_argument("name", nargs="?", help="preset name (see --list)")
@@ -188,7 +151,7 @@ def reproduce_command(argv: list[str]) -> int:
 
 
 def demo_command(argv: list[str]) -> int:
-    from svqcast import demo
+    from svqcast.commands import demo
 
     parser = _parser("demo", "train SimVP+SVQ and SimVP on synthetic weather; compare")
     parser.add_argument("--root", default="data")
@@ -228,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if argv else 2
         command, rest = argv[0], argv[1:]
         if command in LIGHTNING_COMMANDS:
-            from svqcast.training.lightning_cli import run_lightning
+            from svqcast.commands.fit import run_lightning
 
             run_lightning([command, *rest])
             return 0

@@ -174,7 +174,7 @@ class ForecastDataModule(L.LightningDataModule):
             return ""
         if mine.lat.shape != spec.lat.shape or mine.lon.shape != spec.lon.shape:
             return ""
-        from svqcast.data.identity import grid_permutation
+        from svqcast.data.gridded.identity import grid_permutation
 
         try:
             ilat, ilon = grid_permutation(spec.lat, spec.lon, mine.lat, mine.lon, where="data")
@@ -262,15 +262,15 @@ def in_units_of(data: DataSpec, target: DataSpec) -> DataSpec | None:
     """``data``'s spec restated in ``target``'s units: each channel whose units differ
     takes ``target``'s units, and its normalisation statistics are converted (``mean *
     scale + offset``, ``std * scale``, with ``value_target = value_data * scale + offset``
-    from :func:`svqcast.data.units.conversion`). The normalised values are unchanged by
+    from :func:`svqcast.data.gridded.units.conversion`). The normalised values are unchanged by
     such a restatement. ``data`` itself when no units differ; None when the channels
     differ otherwise, or a pair of units has no increasing affine conversion."""
     if len(data.channels) != len(target.channels):
         return None
     if all(a.units == b.units for a, b in zip(data.channels, target.channels)):
         return data
+    from svqcast.data.gridded.units import conversion
     from svqcast.data.spec import Normalizer
-    from svqcast.data.units import conversion
 
     mean = data.normalizer.mean.copy()
     std = data.normalizer.std.copy()

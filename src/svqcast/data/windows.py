@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from svqcast.data.base import Climatology, ForecastDataset
-from svqcast.data.reader_times import step_index, step_seconds, times_to_seconds
+from svqcast.data.gridded.times import step_index, step_seconds, times_to_seconds
 from svqcast.errors import ConfigError, DataError
 
 #: Number of calendar phases of :func:`month_hour_phase`: 12 months x 24 hours of day.

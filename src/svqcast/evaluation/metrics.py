@@ -82,8 +82,8 @@ def per_lead(results: Mapping[str, Any], metric: str, prefix: str = "") -> list[
 
 def same_units(units: Sequence[str]) -> bool:
     """True when every entry names the same unit: equal strings, or spellings that pint
-    converts into each other with factor 1 ("m s-1", "m/s"; :mod:`svqcast.data.units`)."""
-    from svqcast.data.units import conversion
+    converts into each other with factor 1 ("m s-1", "m/s"; :mod:`svqcast.data.gridded.units`)."""
+    from svqcast.data.gridded.units import conversion
 
     distinct = list(dict.fromkeys(str(u).strip() for u in units))
     if "" in distinct and len(distinct) > 1:  # a channel without units next to one with

@@ -1,21 +1,11 @@
-"""The callbacks every ``svqcast fit`` run gets: the resolved config saved per stage, and the
-checkpoints of a run folder (best on the validation loss, the latest for resuming)."""
+"""The callbacks of the engine: the checkpoints of a run folder (best on the validation loss,
+the latest for resuming)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import SaveConfigCallback
-
-
-class RunConfigCallback(SaveConfigCallback):
-    """Saves the resolved config as config.yaml (fit) or config_<stage>.yaml."""
-
-    def setup(self, trainer, pl_module, stage: str) -> None:
-        stage = str(getattr(stage, "value", stage))  # TrainerFn or str
-        self.config_filename = "config.yaml" if stage == "fit" else f"config_{stage}.yaml"
-        super().setup(trainer, pl_module, stage)
 
 
 def run_checkpoints(run_dir: Path, every_n_steps: int = 0) -> list[ModelCheckpoint]:

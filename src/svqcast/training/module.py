@@ -117,7 +117,7 @@ def check_same_data(trained: DataSpec, data: DataSpec) -> None:
             diff = f"{after} after converting " + ", ".join(f"{a} to {b}" for a, b in pairs)
     grids = (trained.lat, trained.lon, data.lat, data.lon)
     if diff.startswith(("lat", "lon")) and all(g is not None for g in grids):  # not aligned
-        from svqcast.data.identity import grid_permutation
+        from svqcast.data.gridded.identity import grid_permutation
 
         try:
             grid_permutation(trained.lat, trained.lon, data.lat, data.lon, where="the data")
@@ -398,7 +398,7 @@ class ForecastModule(L.LightningModule):
         self.test_metrics["model"].update(pred, y, clim_t)
         persist = baselines.persistence(x.float(), y.shape[1])
         self.test_metrics["persistence"].update(persist, y, clim_t)
-        preds = {self._model_label(): pred, "persistence": persist}
+        preds = {self.model_label(): pred, "persistence": persist}
         if clim_t is not None:
             climo = baselines.climatology(clim_t)
             self.test_metrics["climatology"].update(climo, y, clim_t)
@@ -421,14 +421,14 @@ class ForecastModule(L.LightningModule):
                 "preds": {k: v[:1].detach().cpu() for k, v in preds.items()},
             }
 
-    def _model_label(self) -> str:
+    def model_label(self) -> str:
         q = self.hparams.quantizer
         return "simvp" if q in (None, "none") else f"simvp+{q}"
 
     def on_test_epoch_end(self) -> None:
         for q in _find_quantizers(self.net):
             q.collect_stats = False
-        label = self._model_label()
+        label = self.model_label()
         full: dict[str, dict[str, float]] = {}
         for name, metric in self.test_metrics.items():
             if name == "climatology" and not metric.update_called:

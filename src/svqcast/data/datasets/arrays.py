@@ -1,6 +1,6 @@
 """``arrays``: the user's own data as one long series, from netCDF, zarr or NumPy files.
 
-Every format goes through the one reader, :func:`svqcast.data.reader.read_fields` (option
+Every format goes through the one reader, :func:`svqcast.data.gridded.reader.read_fields` (option
 ``path``, relative to the data root unless absolute):
 - ``.nc`` / ``.zarr`` (or a zarr URL): ``variables`` (default: every data variable with the
   time, lat and lon dims). Dims are found by name (time/valid_time, lat/latitude,
@@ -29,13 +29,13 @@ from typing import Any
 import numpy as np
 
 from svqcast.data.base import PROTOCOL_ALIASES, PROTOCOLS, Splits
-from svqcast.data.reader import (
+from svqcast.data.gridded.reader import (
     Fields,
     read_fields,
     step_hours,
     times_to_seconds,
 )
-from svqcast.data.reader import check_values as reader_check_values
+from svqcast.data.gridded.reader import check_values as reader_check_values
 from svqcast.data.spec import DataSpec, Normalizer
 from svqcast.data.windows import (
     ArrayWindows,

@@ -284,7 +284,7 @@ def generate(cfg: SynthConfig) -> list[tuple[int, np.ndarray, np.ndarray]]:
 
 def synth(name: str, root: str | Path, seed: int = 0, **options: Any) -> Path:
     """Write the synthetic files under ``<root>/synthetic_weather`` (not atomically: use
-    :func:`svqcast.data.commands.synth` for that). Returns that folder."""
+    :func:`svqcast.commands.data.synth` for that). Returns that folder."""
     import xarray as xr
 
     unknown = sorted(set(options) - set(SYNTH_OPTIONS))

@@ -24,8 +24,8 @@ Conventions (documented in docs/data.md):
   the six single-level ones u10, v10, t2m, tisr, tcc, tp: 8 x 13 + 6 = 110 channels,
   6-hourly, 4 -> 4, train 1980-2015; its frames and ``openstl_mv_indexing`` as weather_mv.
 - Climatology phases: (month, hour of day), 288 phases, means of the TRAIN years.
-- Eagerly, every year file goes through :func:`svqcast.data.reader.read_fields` and
-  :func:`~svqcast.data.reader.check_values`: non-finite values, times not sorted / unique /
+- Eagerly, every year file goes through :func:`svqcast.data.gridded.reader.read_fields` and
+  :func:`~svqcast.data.gridded.reader.check_values`: non-finite values, times not sorted / unique /
   hourly, or a grid that is not monotonic raise DataError naming the file. Lazily, the
   same checks run on each file's header and coordinates at load, and on the values of the
   train years in the statistics pass and of each window when it is read.
@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data import reader
 from svqcast.data.base import (
     PROTOCOLS,
     Climatology,
@@ -80,6 +79,7 @@ from svqcast.data.datasets.weather_lazy import (
     scan,
     train_stats,
 )
+from svqcast.data.gridded import reader
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.data.streaming import StreamingStats, cached_stats, chunk_frames, rechunk
 from svqcast.data.windows import ArrayWindows, climatology_phases, contiguous_starts, window_offsets

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from svqcast.data import reader
 from svqcast.data.base import ForecastDataset
 from svqcast.data.datasets.weather_layout import (
     RESOLUTIONS,
@@ -38,7 +37,8 @@ from svqcast.data.datasets.weather_layout import (
     grid_error,
     layout,
 )
-from svqcast.data.reader_times import checked_times, fmt_time
+from svqcast.data.gridded import reader
+from svqcast.data.gridded.times import checked_times, fmt_time
 from svqcast.data.streaming import StreamingStats, chunk_frames, first_nonfinite, rechunk
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 

@@ -4,7 +4,7 @@ The store holds dims ``time``, ``latitude``, ``longitude`` (and ``level`` for pr
 variables such as ``temperature``), typically 6-hourly. Options:
 
 - ``path`` (required): the store, relative to the data root unless absolute, or a URL
-  (``gs://...``, opened through :func:`svqcast.data.reader.open_dataset`);
+  (``gs://...``, opened through :func:`svqcast.data.gridded.reader.open_dataset`);
 - ``variables`` (default ``2m_temperature``); ``levels`` (default every level) picks the
   levels of variables with a level dim: one channel per (variable, level);
 - ``time_step``: keep every frame on this step (aligned to 00 UTC; e.g. "12h" of a 6-hourly
@@ -54,7 +54,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from svqcast.data import reader
 from svqcast.data.base import (
     ForecastDataset,
     Splits,
@@ -63,7 +62,8 @@ from svqcast.data.base import (
     int_option,
     year_range,
 )
-from svqcast.data.reader_times import (
+from svqcast.data.gridded import reader
+from svqcast.data.gridded.times import (
     calendar_of,
     canonical_step,
     checked_times,

@@ -1,8 +1,8 @@
 """Forecasts from Python: :func:`forecast` turns a checkpoint and an xarray Dataset (or a
 file) into an xarray Dataset in WeatherBench2's forecast layout.
 
-The data is read by :func:`svqcast.data.reader.read_fields` in its own layout and mapped to
-the checkpoint's grid, channels and units by :func:`svqcast.data.identity.match` (or refused
+The data is read by :func:`svqcast.data.gridded.reader.read_fields` in its own layout and mapped to
+the checkpoint's grid, channels and units by :func:`svqcast.data.gridded.identity.match` (or refused
 with both values named); the model sees exactly the tensor it would see on data in the
 checkpoint's own layout, and the forecast is mapped back to the input's layout and units.
 
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from svqcast.data.identity import Mapping, fixed_step, match
-from svqcast.data.reader import Fields, open_dataset, read_fields
-from svqcast.data.reader_times import fmt_time
+from svqcast.data.gridded.identity import Mapping, fixed_step, match
+from svqcast.data.gridded.reader import Fields, open_dataset, read_fields
+from svqcast.data.gridded.times import fmt_time
 from svqcast.data.spec import DataSpec
 from svqcast.errors import CheckpointError, ConfigError, DataError
 from svqcast.training.checkpoints import check_state_dict
@@ -148,7 +148,7 @@ def _tail(ds, frames: int, time_dim: str | None):
     """``ds`` cut to its last ``frames`` time steps when its times are strictly increasing
     (a forecast from the last window reads no more of a long file); else ``ds`` whole, for
     the reader to refuse its unsorted or duplicated times."""
-    from svqcast.data.reader import find_dims
+    from svqcast.data.gridded.reader import find_dims
 
     t = time_dim or find_dims(ds)["time"]
     if ds.sizes[t] <= frames:

@@ -1,4 +1,4 @@
-"""Time axes for :mod:`svqcast.data.reader`: calendars, steps, and the checks that times
+"""Time axes for :mod:`svqcast.data.gridded.reader`: calendars, steps, and the checks that times
 are sorted, unique and on the step's grid (within a tolerance). datetime64 and cftime
 times alike: differences are taken in whole seconds in the times' own calendar.
 """

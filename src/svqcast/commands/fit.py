@@ -3,7 +3,7 @@ dotted overrides, run folders, atomic checkpoints and one-line errors.
 
 The resolved configuration is saved in the run folder ``<runs_dir>/<name>/config.yaml``. A
 run folder this process created is removed again when the command fails before writing a
-checkpoint. One command at a time writes a run folder (:class:`~svqcast.training.runs.RunLock`);
+checkpoint. One command at a time writes a run folder (:class:`~svqcast.commands.runs.RunLock`);
 temporary files of killed writes are swept when a command starts. With ``--ckpt_path`` the
 model options given must agree with the checkpoint's (or ``--from_checkpoint true`` takes the
 checkpoint's), and ``trainer.max_epochs`` must not be below the epochs it has completed
@@ -37,11 +37,11 @@ _ARGV: list[str] = []
 def _cli_class() -> type:
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-    from svqcast.training.callbacks import RunConfigCallback, run_checkpoints
+    from svqcast.commands.quiet import ReleaseHeldLogs
+    from svqcast.commands.runs import ResumeMetricsHistory, RunConfigCallback, RunCSVLogger
+    from svqcast.training.callbacks import run_checkpoints
     from svqcast.training.checkpoints import AtomicCheckpointIO
     from svqcast.training.module import ForecastModule
-    from svqcast.training.quiet import ReleaseHeldLogs
-    from svqcast.training.runs import ResumeMetricsHistory, RunCSVLogger
 
     class SvqcastCLI(LightningCLI):
         """LightningCLI with run folders, atomic checkpoints and clean one-line errors."""
@@ -214,7 +214,7 @@ def _default_loggers(run_dir: Path, stage: str = "fit") -> list:
     too when it is installed."""
     import importlib.util
 
-    from svqcast.training.runs import RunCSVLogger
+    from svqcast.commands.runs import RunCSVLogger
 
     loggers: list = [RunCSVLogger(run_dir, _metrics_file(stage))]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
@@ -240,7 +240,7 @@ def run_lightning(args: list[str]):
     _ARGV[:] = [str(a) for a in args]
     if "LOCAL_RANK" not in os.environ:  # a fresh command, not a DDP child Lightning launched
         os.environ.pop(RUN_NAME_ENV, None)
-    from svqcast.training.quiet import held_lightning_logs
+    from svqcast.commands.quiet import held_lightning_logs
 
     try:
         with held_lightning_logs():  # start-up chatter only once a run starts: one-line errors
@@ -293,7 +293,7 @@ def _is_launched_child() -> bool:
 
 def _lock_run_folder(run_dir: Path) -> None:
     """Lock ``run_dir`` for this command (once), then sweep what killed writers left."""
-    from svqcast.training.runs import RunLock, describe_holder
+    from svqcast.commands.runs import RunLock, describe_holder
 
     if _is_launched_child() or any(lock.folder == run_dir for lock in _LOCKS):
         return

@@ -1,5 +1,5 @@
 """Forecast files from a trained checkpoint (``svqcast predict``): a thin wrapper over
-:func:`svqcast.training.forecast.forecast` that reads any file the reader takes (.nc, .zarr,
+:func:`svqcast.inference.forecast.forecast` that reads any file the reader takes (.nc, .zarr,
 .npy/.npz) and writes the forecast atomically as .nc, .zarr or .npy."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import tempfile
 from pathlib import Path
 
 from svqcast.errors import ConfigError
+from svqcast.inference.forecast import forecast, load_module
 from svqcast.io import atomic_fill, atomic_path, atomic_write_with
-from svqcast.training.forecast import forecast, load_module
 
 __all__ = ["OUTPUT_SUFFIXES", "check_output", "load_module", "predict_file", "to_array"]
 
@@ -49,7 +49,7 @@ def to_array(ds):
     order, levels as channels, lat/lon in the dataset's order of values."""
     import numpy as np
 
-    from svqcast.data.reader import find_dims
+    from svqcast.data.gridded.reader import find_dims
 
     roles = find_dims(ds, time_dim="time")
     lat_lon = [roles["lat"], roles["lon"]]

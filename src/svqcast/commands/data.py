@@ -1,4 +1,5 @@
-"""What ``svqcast data list | synth | check`` do; the CLI only wires arguments to these."""
+"""What ``svqcast data list | synth | check | bench`` do; :mod:`svqcast.cli` parses the
+arguments and calls :func:`run`."""
 
 from __future__ import annotations
 
@@ -116,4 +117,45 @@ def _loaded_values(name: str, root: str | Path, options: dict[str, Any]) -> list
     return problems
 
 
-__all__ = ["check", "embedded_datasets", "list_datasets", "synth"]
+def run(args: Any) -> int:
+    """``svqcast data list | synth | check | bench`` with parsed arguments; the exit status."""
+    if args.action == "list":
+        print(list_datasets(args.root))
+        return 0
+    if args.action == "synth":
+        print(f"wrote {synth(args.name, args.root, seed=args.seed)}")
+        return 0
+    options = {}
+    for text in args.option:
+        key, eq, value = text.partition("=")
+        if not eq or not key:
+            raise ConfigError(f"svqcast data {args.action}: --option takes KEY=VALUE, got {text!r}")
+        options[key.strip()] = value
+    if args.action == "bench":
+        from svqcast.commands import data_bench
+
+        sizes = {k: getattr(args, k) for k in ("translator", "hid_S", "hid_T", "N_S", "N_T")}
+        model = data_bench.model_options(args.config, quantizer=args.quantizer, **sizes)
+        rows = []
+        for workers in args.workers:
+            row = data_bench.measure(
+                args.name, args.root, options, num_workers=workers, batch_size=args.batch_size,
+                batches=args.batches, model_steps=args.model_steps, threads=args.threads,
+                model=model,
+            )  # fmt: skip
+            rows.append({**row, "label": args.name})
+        print(data_bench.table(rows, "dataset"))
+        print(f"model measured: {rows[-1]['model']}")
+        print("(peak memory of this one process across the rows; benchmarks/bench_loader.py "
+              "measures each in a fresh process)")  # fmt: skip
+        return 0
+    problems = check(args.name, args.root, options)
+    if problems:
+        for line in problems:
+            print(f"- {line}")
+        return 1
+    print(f"{args.name}: ok")
+    return 0
+
+
+__all__ = ["check", "embedded_datasets", "list_datasets", "run", "synth"]

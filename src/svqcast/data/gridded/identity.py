@@ -1,14 +1,14 @@
 """Matching data to a checkpoint's data identity (:class:`~svqcast.data.spec.DataSpec`).
 
 A checkpoint knows the grid, channels, units, time step and calendar it was trained on. Data
-read by :func:`svqcast.data.reader.read_fields` keeps its SOURCE layout (latitudes north to
+read by :func:`svqcast.data.gridded.reader.read_fields` keeps its SOURCE layout (latitudes north to
 south or south to north, longitudes from -180 or from any origin, variables in any order,
 temperatures in K or degC, ...). :func:`match` works out the exact map between the two and
 refuses what cannot be mapped, naming both sides:
 
 - mapped: channel order (by variable and level, else by name), latitude order, longitude
   convention and origin (equal modulo 360 within 1e-6 degrees), units of the same
-  dimensionality (K <-> degC, m s-1 <-> km h-1, % <-> 1; through :mod:`svqcast.data.units`);
+  dimensionality (K <-> degC, m s-1 <-> km h-1, % <-> 1; through :mod:`svqcast.data.gridded.units`);
 - refused: another grid, incompatible units, an input without units where the checkpoint
   has them, a missing variable or level, another time step or calendar.
 
@@ -26,9 +26,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from svqcast.data.reader import Fields
+from svqcast.data.gridded.reader import Fields
+from svqcast.data.gridded.units import conversion
 from svqcast.data.spec import Channel, DataSpec
-from svqcast.data.units import conversion
 from svqcast.errors import DataError
 
 ATOL_DEG = 1e-6

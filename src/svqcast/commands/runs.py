@@ -1,5 +1,6 @@
-"""The run folder's own bookkeeping: a lock so that one command at a time writes a run, and
-CSV metric files that keep their whole history.
+"""The run folder's own bookkeeping: a lock so that one command at a time writes a run, CSV
+metric files that keep their whole history, and the resolved config saved per stage
+(:class:`RunConfigCallback`).
 
 * :class:`RunLock` holds an OS lock (``filelock``, released by the kernel when the process
   dies, even on SIGKILL) on ``<run>/.svqcast.lock``, and the holder's pid, host, command and
@@ -29,6 +30,7 @@ from typing import Any
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger
 
 from svqcast.errors import ConfigError
@@ -278,3 +280,12 @@ class ResumeMetricsHistory(Callback):
             if not any(r.get("step") == str(step) and all(r.get(k) for k in keys) for r in rows):
                 writer.log_metrics({**pending["metrics"], "epoch": pending["epoch"]}, step)
                 writer.save()
+
+
+class RunConfigCallback(SaveConfigCallback):
+    """Saves the resolved config as config.yaml (fit) or config_<stage>.yaml."""
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        stage = str(getattr(stage, "value", stage))  # TrainerFn or str
+        self.config_filename = "config.yaml" if stage == "fit" else f"config_{stage}.yaml"
+        super().setup(trainer, pl_module, stage)

@@ -13,7 +13,7 @@
 - :func:`read_fields` selects variables (and levels of an extra dim) into one float32
   (T, C, H, W) array in physical units. Dims are transposed to (time, channel, lat, lon),
   but lat/lon keep the SOURCE's order of values (no flipping or rolling: matching a grid to
-  a checkpoint's is :mod:`svqcast.data.identity`'s job). Times are sorted and unique or it
+  a checkpoint's is :mod:`svqcast.data.gridded.identity`'s job). Times are sorted and unique or it
   raises DataError; ``time_step`` is the frequency xarray infers (or the ``time_step``
   option, checked against the data with ``time_tolerance``). Gaps of whole steps are
   allowed; a time off the step by more than ``time_tolerance`` (a fraction of the step) is
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data.reader_times import (
+from svqcast.data.gridded.times import (
     calendar_of,
     canonical_step,
     checked_times,

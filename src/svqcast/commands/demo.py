@@ -42,7 +42,7 @@ def run_demo(
     extra: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train and test both models; print and return the comparison."""
-    from svqcast.training.lightning_cli import run_lightning
+    from svqcast.commands.fit import run_lightning
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     common = ["--config", str(demo_config()), "--data.root", str(root), "--runs_dir", runs_dir]
@@ -67,7 +67,7 @@ def run_demo(
         cli = run_lightning(args)
         seconds[label] = time.perf_counter() - start
         results = cli.model.test_results
-        rows[label] = results[cli.model._model_label()]
+        rows[label] = results[cli.model.model_label()]
         for baseline in BASELINES:
             if baseline in results:  # the same test windows for both runs
                 baselines.setdefault(baseline, results[baseline])
