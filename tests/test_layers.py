@@ -1,5 +1,5 @@
-"""The architecture, asserted: no import cycles, no module importing from a layer above its own,
-and no module in src over 600 lines.
+"""The architecture, asserted: no import cycles (in src/ and in benchmarks/), no module importing
+from a layer above its own, and no module in src over 600 lines.
 
 Every ``import`` / ``from ... import`` of an svqcast module anywhere in a file counts, also
 inside functions (a lazy import is still a dependency). Package facades that map names to
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
+BENCHMARKS = ROOT / "benchmarks"
 MAX_LINES = 600
 
 # Lowest first. A module's layer is the longest prefix below that matches its name; it may
@@ -46,17 +48,17 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.inference.forecast",),
     ("svqcast.inference.predict", "svqcast.inference"),
     # the application
-    ("svqcast.commands.runs", "svqcast.commands.quiet"),
+    ("svqcast.commands", "svqcast.commands.runs", "svqcast.commands.quiet"),
     ("svqcast.commands.data", "svqcast.commands.data_bench"),
     ("svqcast.commands.fit",),
-    ("svqcast.commands.reproduce", "svqcast.commands.demo", "svqcast.commands"),
+    ("svqcast.commands.reproduce", "svqcast.commands.demo"),
     ("svqcast.cli",),
     ("svqcast",),  # the top-level facade
 ]
 
 
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(SRC).with_suffix("").parts)
+def module_name(path: Path, root: Path = SRC) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
@@ -64,6 +66,12 @@ def module_name(path: Path) -> str:
 
 def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(SRC.rglob("*.py"))}
+
+
+def benchmark_modules() -> dict[str, Path]:
+    """The scripts and packages under benchmarks/, named as they import each other
+    (``benchmarks.accuracy.runner``)."""
+    return {module_name(p, ROOT): p for p in sorted(BENCHMARKS.rglob("*.py"))}
 
 
 def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
@@ -92,13 +100,13 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
         for target in targets:
             while target and target not in known:  # `import svqcast.a.b` -> nearest module
                 target = target.rpartition(".")[0]
-            if target.startswith("svqcast") and target != name:
+            if target.startswith(("svqcast", "benchmarks")) and target != name:
                 out.add(target)
     return out
 
 
-def graph() -> dict[str, set[str]]:
-    mods = modules()
+def graph(mods: dict[str, Path] | None = None) -> dict[str, set[str]]:
+    mods = modules() if mods is None else mods
     known = set(mods)
     return {name: imported_modules(name, path, known) for name, path in mods.items()}
 
@@ -158,6 +166,17 @@ def test_the_graph_sees_lazy_and_relative_imports():
 
 def test_no_import_cycles():
     assert cycles(graph()) == []
+
+
+def test_no_import_cycles_in_benchmarks():
+    edges = graph({**modules(), **benchmark_modules()})
+    assert "benchmarks.accuracy.variants" in edges["benchmarks.accuracy.runner"]  # seen
+    assert cycles(edges) == []
+
+
+def test_the_package_never_imports_the_benchmarks():
+    edges = graph({**modules(), **benchmark_modules()})
+    assert [n for n in modules() if any(d.startswith("benchmarks") for d in edges[n])] == []
 
 
 def test_cycle_finder_finds_a_cycle():

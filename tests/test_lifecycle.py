@@ -386,16 +386,17 @@ def test_a_held_run_folder_is_refused_and_a_killed_holders_lock_taken_over(run, 
 
 
 def test_ddp_children_do_not_lock(tmp_path, monkeypatch):
-    from svqcast.commands import fit as lightning_cli
+    from svqcast.commands.fit import RunState
 
     lock = RunLock(tmp_path, ["fit"]).acquire()
+    state = RunState()
     try:
         monkeypatch.setenv("LOCAL_RANK", "1")
-        lightning_cli._lock_run_folder(tmp_path)  # a child: passes the parent's lock
-        assert lightning_cli._LOCKS == []
+        state.lock(tmp_path)  # a child: passes the parent's lock
+        assert state.locks == []
         monkeypatch.setenv("LOCAL_RANK", "0")
         with pytest.raises(Exception, match=f"in use by pid {os.getpid()}"):
-            lightning_cli._lock_run_folder(tmp_path)
+            state.lock(tmp_path)
     finally:
         lock.release()
 

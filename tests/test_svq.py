@@ -453,12 +453,5 @@ def test_linear_svq_ignores_out_relu_as_the_official_code_does():
     expected = (tokens @ layer.weight.t() + layer.bias) @ m  # single Linear, no ReLU
     got = official(z).quantized.permute(0, 2, 3, 1).reshape(-1, 8)
     assert torch.allclose(got, expected)
-    # the former behaviour stays one switch away: ReLU on the single layer's weights
-    relu = SVQ(8, codebook_size=32, nonlinear=False, out_relu=True, linear_out_relu=True)
-    relu.load_state_dict(official.state_dict())
-    relu = relu.double()
-    assert relu.out_relu and relu.path == "chunked"
-    got = relu(z).quantized.permute(0, 2, 3, 1).reshape(-1, 8)
-    assert torch.allclose(got, torch.relu(tokens @ layer.weight.t() + layer.bias) @ m)
-    # with the two-layer MLP out_relu applies, linear_out_relu or not
+    # with the two-layer MLP out_relu applies
     assert SVQ(8, codebook_size=32, out_relu=True).out_relu

@@ -17,9 +17,9 @@ import argparse
 import logging
 import sys
 
+from svqcast.commands import LIGHTNING_COMMANDS
 from svqcast.errors import ConfigError, SvqcastError, one_line
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test")  # handled by Lightning's CLI
 USAGE = (
     "usage: svqcast {fit,validate,test,predict,data,reproduce,demo} ... "
     "(svqcast COMMAND --help for details)"

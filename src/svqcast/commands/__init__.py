@@ -5,3 +5,7 @@
 chatter held back), ``data`` and ``data_bench`` (``svqcast data list | synth | check |
 bench``), ``demo`` and ``reproduce``. :mod:`svqcast.cli` parses arguments and dispatches here.
 """
+
+# the commands Lightning's CLI runs (svqcast.commands.fit); here so that the dispatcher knows
+# them without importing Lightning
+LIGHTNING_COMMANDS = ("fit", "validate", "test")

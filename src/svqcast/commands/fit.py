@@ -2,7 +2,7 @@
 dotted overrides, run folders, atomic checkpoints and one-line errors.
 
 The resolved configuration is saved in the run folder ``<runs_dir>/<name>/config.yaml``. A
-run folder this process created is removed again when the command fails before writing a
+run folder this command created is removed again when the command fails before writing a
 checkpoint. One command at a time writes a run folder (:class:`~svqcast.commands.runs.RunLock`);
 temporary files of killed writes are swept when a command starts. With ``--ckpt_path`` the
 model options given must agree with the checkpoint's (or ``--from_checkpoint true`` takes the
@@ -16,145 +16,185 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from svqcast.commands import LIGHTNING_COMMANDS
+from svqcast.commands.quiet import ReleaseHeldLogs, held_lightning_logs
+from svqcast.commands.runs import (
+    ResumeMetricsHistory,
+    RunConfigCallback,
+    RunCSVLogger,
+    RunLock,
+    describe_holder,
+)
 from svqcast.data.datamodule import ForecastDataModule
 from svqcast.errors import CheckpointError, ConfigError, SvqcastError, one_line
 from svqcast.io import ensure_writable, sweep_temp_files
-from svqcast.training.checkpoints import has_checkpoints
+from svqcast.training.callbacks import run_checkpoints
+from svqcast.training.checkpoints import AtomicCheckpointIO, has_checkpoints
+from svqcast.training.module import ForecastModule
 
-LIGHTNING_COMMANDS = ("fit", "validate", "test")
 RUN_NAME_ENV = "SVQCAST_RUN_NAME"
-# run folders this invocation created, removed again if it fails before writing a checkpoint
-_CREATED: list[Path] = []
-# the run-folder locks this invocation holds, released when it ends
-_LOCKS: list[Any] = []
-# the arguments of this invocation (which model options the user gave)
-_ARGV: list[str] = []
 
 
-def _cli_class() -> type:
-    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+@dataclass
+class RunState:
+    """What one command holds: the run folders it created (removed again if it fails before
+    writing a checkpoint) and the run-folder locks (released when it ends)."""
 
-    from svqcast.commands.quiet import ReleaseHeldLogs
-    from svqcast.commands.runs import ResumeMetricsHistory, RunConfigCallback, RunCSVLogger
-    from svqcast.training.callbacks import run_checkpoints
-    from svqcast.training.checkpoints import AtomicCheckpointIO
-    from svqcast.training.module import ForecastModule
+    created: list[Path] = field(default_factory=list)
+    locks: list[RunLock] = field(default_factory=list)
 
-    class SvqcastCLI(LightningCLI):
-        """LightningCLI with run folders, atomic checkpoints and clean one-line errors."""
+    def cleanup(self) -> None:
+        """Remove the folders this command created that hold no checkpoint."""
+        for folder in self.created:
+            if folder.is_dir() and not has_checkpoints(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+        self.created.clear()
 
-        def __init__(self, args: list[str], **kwargs: Any) -> None:
-            super().__init__(
-                ForecastModule,
-                ForecastDataModule,
-                args=args,
-                save_config_callback=RunConfigCallback,
-                save_config_kwargs={"overwrite": True},
-                trainer_defaults={"use_distributed_sampler": False},
-                parser_kwargs={"exit_on_error": False, "prog": "svqcast"},
-                seed_everything_default=0,
-                **kwargs,
+    def release(self) -> None:
+        while self.locks:
+            self.locks.pop().release()
+
+    def lock(self, run_dir: Path) -> None:
+        """Lock ``run_dir`` for this command (once), then sweep what killed writers left."""
+        if _is_launched_child() or any(lock.folder == run_dir for lock in self.locks):
+            return
+        if not run_dir.is_dir():
+            return  # nothing to lock yet (the check before the folder is made)
+        lock = RunLock(run_dir).acquire()
+        self.locks.append(lock)
+        if lock.taken_over is not None:
+            print(
+                f"svqcast: taking over {run_dir} from {describe_holder(lock.taken_over)}, "
+                "which ended without releasing it",
+                file=sys.stderr,
             )
+        sweep_temp_files(run_dir)
 
-        @staticmethod
-        def subcommands() -> dict[str, set[str]]:
-            return {k: v for k, v in LightningCLI.subcommands().items() if k in LIGHTNING_COMMANDS}
 
-        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            add_run_arguments(parser)
+class SvqcastCLI(LightningCLI):
+    """LightningCLI with run folders, atomic checkpoints and clean one-line errors."""
 
-        def _parse_ckpt_path(self) -> None:
-            if self.config.get("subcommand"):
-                cfg = self.config[self.config["subcommand"]]
-                cfg["ckpt_path"] = _resolve_ckpt_path(cfg, self.run_dir_of(cfg))
-                if cfg.get("ckpt_path"):
-                    _check_against_checkpoint(cfg, self.config["subcommand"])
-            try:
-                super()._parse_ckpt_path()
-            except SvqcastError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: one line
-                sub = self.config.get("subcommand")
-                path = self.config[sub].get("ckpt_path") if sub else None
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise CheckpointError(f"cannot read checkpoint {path}: {first[:200]}") from None
+    def __init__(self, args: list[str], state: RunState | None = None, **kwargs: Any) -> None:
+        self.state = RunState() if state is None else state
+        self.given_model: set[str] = set()  # the model options the command names
+        super().__init__(
+            ForecastModule,
+            ForecastDataModule,
+            args=args,
+            save_config_callback=RunConfigCallback,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"use_distributed_sampler": False},
+            parser_kwargs={"exit_on_error": False, "prog": "svqcast"},
+            seed_everything_default=0,
+            **kwargs,
+        )
 
-        def _config(self) -> Any:
-            return self.config[self.subcommand] if self.subcommand else self.config
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {k: v for k, v in LightningCLI.subcommands().items() if k in LIGHTNING_COMMANDS}
 
-        def run_dir(self) -> Path:
-            return self.run_dir_of(self._config())
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        add_run_arguments(parser)
 
-        @staticmethod
-        def run_dir_of(cfg: Any) -> Path:
-            name = cfg.get("name")
-            ckpt = cfg.get("ckpt_path")
-            if name is None and ckpt and Path(str(ckpt)).is_file():
-                return Path(str(ckpt)).resolve().parent  # evaluate into the checkpoint's run
-            if name is None:
-                # generated once; DDP processes that Lightning launches inherit it (under
-                # torchrun or SLURM every rank starts on its own: pass --name there)
-                name = os.environ.get(RUN_NAME_ENV)
-            if name is None:
-                data = cfg.get("data") or {}
-                model = cfg.get("model") or {}
-                stamp = time.strftime("%Y%m%d-%H%M%S")
-                name = f"{data.get('dataset', 'data')}_{model.get('quantizer', 'none')}_{stamp}"
-                os.environ[RUN_NAME_ENV] = name
-            return Path(cfg.get("runs_dir") or "runs") / str(name)
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        super().parse_arguments(parser, args)
+        # the model options given on the command line or in its config files (a value equal
+        # to the default counts as given too): a second parse without defaults
+        given = parser.parse_args(args, defaults=False)
+        model = (given.get(given.get("subcommand") or "") or {}).get("model")
+        self.given_model = set(_plain(model) or {})
 
-        def before_instantiate_classes(self) -> None:
-            cfg = self._config()
-            ckpt = cfg.get("ckpt_path")
-            run_dir = self.run_dir()
-            if self.subcommand == "fit" and ckpt is None and has_checkpoints(run_dir):
-                _lock_run_folder(run_dir)  # a running fit: say who holds it
-                raise ConfigError(
-                    f"run folder {run_dir} already holds checkpoints; resume it with "
-                    "--ckpt_path last or pick another --name"
-                )
-            existed = run_dir.exists()
-            ensure_writable(run_dir)
-            if not existed:
-                _CREATED.append(run_dir)
-            self._run_dir = run_dir
-            _lock_run_folder(run_dir)
+    def _parse_ckpt_path(self) -> None:
+        if self.config.get("subcommand"):
+            cfg = self.config[self.config["subcommand"]]
+            cfg["ckpt_path"] = _resolve_ckpt_path(cfg, self.run_dir_of(cfg))
+            if cfg.get("ckpt_path"):
+                _check_against_checkpoint(cfg, self.config["subcommand"], self.given_model)
+        try:
+            super()._parse_ckpt_path()
+        except SvqcastError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint: one line
+            sub = self.config.get("subcommand")
+            path = self.config[sub].get("ckpt_path") if sub else None
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"cannot read checkpoint {path}: {first[:200]}") from None
 
-        def instantiate_trainer(self, **kwargs: Any):
-            cfg = self._config()
-            trainer_cfg = self._get(self.config_init, "trainer", default={}) or {}  # instantiated
-            kwargs.setdefault("default_root_dir", str(self._run_dir))
-            logger = trainer_cfg.get("logger")
-            if logger is None or logger is True:
-                kwargs["logger"] = _default_loggers(self._run_dir, self.subcommand or "fit")
-            every = int(cfg.get("checkpoint_every_n_steps") or 0)
-            callbacks = run_checkpoints(self._run_dir, every)
-            if trainer_cfg.get("enable_checkpointing") is False:
-                callbacks = []
-            callbacks += [ResumeMetricsHistory(), ReleaseHeldLogs()]
-            kwargs["callbacks"] = [*_as_list(trainer_cfg.get("callbacks")), *callbacks]
-            kwargs["plugins"] = [*_as_list(trainer_cfg.get("plugins")), AtomicCheckpointIO()]
-            return super().instantiate_trainer(**kwargs)
+    def _config(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
 
-        def after_fit(self) -> None:
-            if not self._config().get("test_after_fit", True) or self.trainer.interrupted:
-                return
-            ckpt = self.trainer.checkpoint_callback
-            best = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
-            which = "best" if best else None
-            if which is None:
-                print(
-                    "svqcast: no validation checkpoint: testing the final weights", file=sys.stderr
-                )
-            for logger in self.trainer.loggers:  # test rows go to metrics_test.csv
-                if isinstance(logger, RunCSVLogger):
-                    logger.use_file(_metrics_file("test"))
-            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=which)
+    def run_dir(self) -> Path:
+        return self.run_dir_of(self._config())
 
-    return SvqcastCLI
+    @staticmethod
+    def run_dir_of(cfg: Any) -> Path:
+        name = cfg.get("name")
+        ckpt = cfg.get("ckpt_path")
+        if name is None and ckpt and Path(str(ckpt)).is_file():
+            return Path(str(ckpt)).resolve().parent  # evaluate into the checkpoint's run
+        if name is None:
+            # generated once; DDP processes that Lightning launches inherit it (under
+            # torchrun or SLURM every rank starts on its own: pass --name there)
+            name = os.environ.get(RUN_NAME_ENV)
+        if name is None:
+            data = cfg.get("data") or {}
+            model = cfg.get("model") or {}
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            name = f"{data.get('dataset', 'data')}_{model.get('quantizer', 'none')}_{stamp}"
+            os.environ[RUN_NAME_ENV] = name
+        return Path(cfg.get("runs_dir") or "runs") / str(name)
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self._config()
+        ckpt = cfg.get("ckpt_path")
+        run_dir = self.run_dir()
+        if self.subcommand == "fit" and ckpt is None and has_checkpoints(run_dir):
+            self.state.lock(run_dir)  # a running fit: say who holds it
+            raise ConfigError(
+                f"run folder {run_dir} already holds checkpoints; resume it with "
+                "--ckpt_path last or pick another --name"
+            )
+        existed = run_dir.exists()
+        ensure_writable(run_dir)
+        if not existed:
+            self.state.created.append(run_dir)
+        self._run_dir = run_dir
+        self.state.lock(run_dir)
+
+    def instantiate_trainer(self, **kwargs: Any):
+        cfg = self._config()
+        trainer_cfg = self._get(self.config_init, "trainer", default={}) or {}  # instantiated
+        kwargs.setdefault("default_root_dir", str(self._run_dir))
+        logger = trainer_cfg.get("logger")
+        if logger is None or logger is True:
+            kwargs["logger"] = _default_loggers(self._run_dir, self.subcommand or "fit")
+        every = int(cfg.get("checkpoint_every_n_steps") or 0)
+        callbacks = run_checkpoints(self._run_dir, every)
+        if trainer_cfg.get("enable_checkpointing") is False:
+            callbacks = []
+        callbacks += [ResumeMetricsHistory(), ReleaseHeldLogs()]
+        kwargs["callbacks"] = [*_as_list(trainer_cfg.get("callbacks")), *callbacks]
+        kwargs["plugins"] = [*_as_list(trainer_cfg.get("plugins")), AtomicCheckpointIO()]
+        return super().instantiate_trainer(**kwargs)
+
+    def after_fit(self) -> None:
+        if not self._config().get("test_after_fit", True) or self.trainer.interrupted:
+            return
+        ckpt = self.trainer.checkpoint_callback
+        best = getattr(ckpt, "best_model_path", "") if ckpt is not None else ""
+        which = "best" if best else None
+        if which is None:
+            print("svqcast: no validation checkpoint: testing the final weights", file=sys.stderr)
+        for logger in self.trainer.loggers:  # test rows go to metrics_test.csv
+            if isinstance(logger, RunCSVLogger):
+                logger.use_file(_metrics_file("test"))
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=which)
 
 
 def add_run_arguments(parser) -> None:
@@ -187,9 +227,6 @@ def config_parser():
     to validate presets without running anything."""
     from jsonargparse import ActionConfigFile
     from lightning.pytorch import Trainer
-    from lightning.pytorch.cli import LightningArgumentParser
-
-    from svqcast.training.module import ForecastModule
 
     parser = LightningArgumentParser(exit_on_error=False)
     parser.add_argument("-c", "--config", action=ActionConfigFile)
@@ -214,8 +251,6 @@ def _default_loggers(run_dir: Path, stage: str = "fit") -> list:
     too when it is installed."""
     import importlib.util
 
-    from svqcast.commands.runs import RunCSVLogger
-
     loggers: list = [RunCSVLogger(run_dir, _metrics_file(stage))]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         from lightning.pytorch.loggers import TensorBoardLogger
@@ -224,7 +259,7 @@ def _default_loggers(run_dir: Path, stage: str = "fit") -> list:
     return loggers
 
 
-def run_lightning(args: list[str]):
+def run_lightning(args: list[str]) -> SvqcastCLI:
     """Run ``svqcast fit|validate|test ARGS`` in this process; returns the CLI object.
 
     User errors raise :class:`~svqcast.errors.SvqcastError` (one line); a run folder this
@@ -232,52 +267,33 @@ def run_lightning(args: list[str]):
     """
     import warnings
 
+    from jsonargparse import ArgumentError
+
     # we pass args explicitly (also from `main`), and check run folders ourselves
     warnings.filterwarnings("ignore", message=".*args parameter is intended to run.*")
     warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
-
-    _CREATED.clear()
-    _ARGV[:] = [str(a) for a in args]
     if "LOCAL_RANK" not in os.environ:  # a fresh command, not a DDP child Lightning launched
         os.environ.pop(RUN_NAME_ENV, None)
-    from svqcast.commands.quiet import held_lightning_logs
-
+    state = RunState()
     try:
         with held_lightning_logs():  # start-up chatter only once a run starts: one-line errors
-            return _run_cli(args)
-    except BaseException:
-        _cleanup_created()  # only folders without checkpoints
-        raise
-    finally:
-        _release_locks()
-
-
-def _run_cli(args: list[str]):
-    from jsonargparse import ArgumentError
-
-    try:
-        return _cli_class()(args)
+            return SvqcastCLI([str(a) for a in args], state=state)
     except ArgumentError as exc:
+        state.cleanup()
         raise ConfigError(one_line(exc)) from None
     except ValueError as exc:  # jsonargparse wraps instantiation errors of our classes
+        state.cleanup()
         if isinstance(exc, SvqcastError):
             raise
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, SvqcastError):
             raise cause from None
         raise ConfigError(one_line(exc)) from None
-
-
-def _cleanup_created() -> None:
-    for folder in _CREATED:
-        if folder.is_dir() and not has_checkpoints(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-    _CREATED.clear()
-
-
-def _release_locks() -> None:
-    while _LOCKS:
-        _LOCKS.pop().release()
+    except BaseException:
+        state.cleanup()  # only folders without checkpoints
+        raise
+    finally:
+        state.release()
 
 
 def _is_launched_child() -> bool:
@@ -289,25 +305,6 @@ def _is_launched_child() -> bool:
         if value.isdigit() and int(value) != 0:
             return True
     return False
-
-
-def _lock_run_folder(run_dir: Path) -> None:
-    """Lock ``run_dir`` for this command (once), then sweep what killed writers left."""
-    from svqcast.commands.runs import RunLock, describe_holder
-
-    if _is_launched_child() or any(lock.folder == run_dir for lock in _LOCKS):
-        return
-    if not run_dir.is_dir():
-        return  # nothing to lock yet (the check before the folder is made)
-    lock = RunLock(run_dir).acquire()
-    _LOCKS.append(lock)
-    if lock.taken_over is not None:
-        print(
-            f"svqcast: taking over {run_dir} from {describe_holder(lock.taken_over)}, "
-            "which ended without releasing it",
-            file=sys.stderr,
-        )
-    sweep_temp_files(run_dir)
 
 
 def _resolve_ckpt_path(cfg: Any, run_dir: Path) -> str | None:
@@ -328,14 +325,12 @@ def _resolve_ckpt_path(cfg: Any, run_dir: Path) -> str | None:
     return ckpt
 
 
-def _check_against_checkpoint(cfg: Any, subcommand: str) -> None:
+def _check_against_checkpoint(cfg: Any, subcommand: str, named: set[str]) -> None:
     """Refuse model options that contradict the checkpoint's (they would be silently
     replaced), and a fit whose max_epochs / max_steps lie below what the checkpoint did."""
     import inspect
 
     import torch
-
-    from svqcast.training.module import ForecastModule
 
     path = str(cfg["ckpt_path"])
     if not Path(path).is_file():
@@ -347,7 +342,6 @@ def _check_against_checkpoint(cfg: Any, subcommand: str) -> None:
     saved = dict(ckpt.get("hyper_parameters") or {})
     if not cfg.get("from_checkpoint"):
         given = _plain(cfg.get("model"))
-        named = _named_model_options(cfg)
         defaults = {
             name: p.default
             for name, p in inspect.signature(ForecastModule.__init__).parameters.items()
@@ -403,31 +397,6 @@ def epochs_completed(ckpt: dict[str, Any]) -> tuple[int, bool]:
     except (KeyError, TypeError, ValueError):
         return int(ckpt.get("epoch") or 0), False
     return processed, started > processed
-
-
-def _named_model_options(cfg: Any) -> set[str]:
-    """The model options this command names: ``--model.KEY`` arguments and the ``model``
-    keys of its config files (a value equal to the default counts as given too)."""
-    import yaml
-
-    named = set()
-    for i, arg in enumerate(_ARGV):
-        if arg.startswith("--model."):
-            named.add(arg[len("--model.") :].split("=")[0].split(".")[0])
-        if arg in ("--config", "-c") and i + 1 < len(_ARGV) or arg.startswith("--config="):
-            source = arg.split("=", 1)[1] if "=" in arg else _ARGV[i + 1]
-            try:
-                is_file = Path(source).is_file()
-            except OSError:  # a YAML string too long for a file name
-                is_file = False
-            try:
-                text = Path(source).read_text() if is_file else source
-                model = (yaml.safe_load(text) or {}).get("model")
-            except (OSError, ValueError, AttributeError, yaml.YAMLError):
-                continue
-            if isinstance(model, dict):
-                named |= set(model)
-    return named
 
 
 def _plain(value: Any) -> Any:

@@ -211,9 +211,7 @@ class SVQ(Quantizer):
         nonlinear: two-layer MLP (True) or a single Linear C -> K (False).
         hid_relu / out_relu: ReLU after the hidden / the weight layer. With
             ``nonlinear=False`` both are ignored, as in the official code (which builds the
-            ReLUs only for the two-layer MLP), unless ``linear_out_relu`` is set.
-        linear_out_relu: with ``nonlinear=False``, apply ``out_relu`` to the single layer's
-            weights anyway (svqcast's former behaviour; off = the official behaviour).
+            ReLUs only for the two-layer MLP).
         freeze_codebook: keep the random codebook fixed (no gradient; still saved).
         init: codebook init, one of :data:`CODEBOOK_INITS`.
         fast: use the exact fold when ``out_relu`` is off (chunked direct formula when on);
@@ -239,7 +237,6 @@ class SVQ(Quantizer):
         nonlinear: bool = True,
         hid_relu: bool = True,
         out_relu: bool = False,
-        linear_out_relu: bool = False,
         freeze_codebook: bool = False,
         init: str = "normal",
         fast: bool = True,
@@ -269,8 +266,8 @@ class SVQ(Quantizer):
         self.nonlinear = nonlinear
         self.hid_relu = hid_relu
         # the official MLP has no output ReLU without its hidden layer: out_relu is ignored
-        # there unless linear_out_relu asks for it (the effective value is stored)
-        self.out_relu = bool(out_relu) and (nonlinear or bool(linear_out_relu))
+        # there (the effective value is stored)
+        self.out_relu = bool(out_relu) and nonlinear
         self.init = init
         self.fast = fast
         self.chunk_size = chunk_size

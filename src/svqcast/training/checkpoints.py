@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from svqcast.errors import CheckpointError
@@ -19,33 +20,20 @@ def has_checkpoints(folder: str | os.PathLike) -> bool:
     return Path(folder).is_dir() and any(Path(folder).glob("*.ckpt"))
 
 
-def _checkpoint_io_class() -> type:
-    from lightning.pytorch.plugins.io import TorchCheckpointIO
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp file, flushed to disk, then ``os.replace``-d.
 
-    class AtomicCheckpointIO(TorchCheckpointIO):
-        """Checkpoints written to a temp file, flushed to disk, then ``os.replace``-d.
+    Lightning's own TorchCheckpointIO writes through an fsspec transaction (a temp file
+    moved on commit) for local paths; this makes the guarantee explicit and local: a
+    reader (or a resume after a crash) sees either the old file or the complete new one.
+    """
 
-        Lightning's own TorchCheckpointIO writes through an fsspec transaction (a temp file
-        moved on commit) for local paths; this makes the guarantee explicit and local: a
-        reader (or a resume after a crash) sees either the old file or the complete new one.
-        """
-
-        def save_checkpoint(
-            self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options=None
-        ) -> None:
-            if storage_options is not None:
-                raise TypeError("AtomicCheckpointIO does not take storage_options")
-            atomic_write_with(path, lambda f: torch.save(checkpoint, f), fsync=True)
-
-    return AtomicCheckpointIO
-
-
-def __getattr__(name: str) -> Any:
-    if name == "AtomicCheckpointIO":  # built lazily: importing Lightning is slow
-        cls = _checkpoint_io_class()
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options=None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO does not take storage_options")
+        atomic_write_with(path, lambda f: torch.save(checkpoint, f), fsync=True)
 
 
 def rng_states() -> dict[str, Any]:
