@@ -131,23 +131,36 @@ def page_of(block: str) -> Path:
     return PAGES / f"{block.split('/', 1)[0]}.md"
 
 
+def _between(block: str) -> re.Pattern[str]:
+    """The markers of ``block`` and what lies between them (a blank line after the first
+    and before the second keeps a table apart from the comments in every Markdown reader)."""
+    start, end = markers(block)
+    return re.compile(re.escape(start) + r"\n(.*?)" + re.escape(end), re.S)
+
+
 def replace_block(text: str, block: str, body: str) -> str:
     """``text`` with the lines between ``block``'s markers replaced by ``body``."""
-    start, end = markers(block)
-    pattern = re.compile(re.escape(start) + r"\n(.*?)" + re.escape(end), re.S)
-    found = pattern.findall(text)
+    found = _between(block).findall(text)
     if len(found) != 1:
         raise LookupError(f"{block}: expected one pair of markers, found {len(found)}")
-    return pattern.sub(lambda m: f"{start}\n{body}{end}", text)
-
-
-def block_text(text: str, block: str) -> str:
-    """What lies between ``block``'s markers in ``text``."""
     start, end = markers(block)
-    found = re.findall(re.escape(start) + r"\n(.*?)" + re.escape(end), text, flags=re.S)
+    body = body if body.endswith("\n") else body + "\n"
+    return _between(block).sub(lambda m: f"{start}\n\n{body}\n{end}", text)
+
+
+def _inner(text: str, block: str) -> str:
+    found = _between(block).findall(text)
     if len(found) != 1:
         raise LookupError(f"{block}: expected one pair of markers, found {len(found)}")
     return found[0]
+
+
+def block_text(text: str, block: str) -> str:
+    """What lies between ``block``'s markers in ``text``, without the framing blank lines."""
+    inner = _inner(text, block)
+    if inner.startswith("\n") and inner.endswith("\n\n"):
+        return inner[1:-1]
+    return inner
 
 
 def render(pages: Mapping[Path, str]) -> dict[Path, str]:
@@ -166,12 +179,13 @@ def render(pages: Mapping[Path, str]) -> dict[Path, str]:
 
 
 def stale(pages: Mapping[Path, str]) -> list[str]:
-    """The blocks whose committed text differs from what the records give."""
+    """The blocks whose committed text (blank lines included) differs from what the records
+    give."""
     fresh = render(pages)
     return [
         block
         for block in BLOCKS
-        if block_text(pages[page_of(block)], block) != block_text(fresh[page_of(block)], block)
+        if _inner(pages[page_of(block)], block) != _inner(fresh[page_of(block)], block)
     ]
 
 

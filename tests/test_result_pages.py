@@ -47,6 +47,9 @@ def test_a_number_edited_by_hand_is_caught():
     pages[page] = text.replace(body, edited)
     assert results.stale(pages) == ["accuracy/long"]
     assert results.block_text(results.render(pages)[page], "accuracy/long") == body
+    start = results.markers("accuracy/long")[0]
+    pages[page] = text.replace(f"{start}\n\n", f"{start}\n", 1)  # the framing blank line
+    assert results.stale(pages) == ["accuracy/long"]
 
 
 def test_every_page_marker_names_a_known_block_once():
