@@ -1,6 +1,6 @@
 """How far SVQ's output moves under the first Adam steps, against the codebook-free MLP.
 
-A diagnostic for the accuracy benchmark's reading (docs/benchmarks.md): why a freshly
+A diagnostic for the accuracy benchmark (docs/results/update_scale.md): why a freshly
 initialised SVQ before the translator costs accuracy at a short budget. For each variant it
 builds the quantizer alone at the benchmark's width (hid_S 16), feeds unit-variance latent
 tokens, and takes Adam steps at the benchmark's learning rate on an L1 loss to a random

@@ -294,7 +294,8 @@ def test_the_benchmark_is_a_script_beside_the_package_and_its_messages_name_it(c
 
 def test_the_committed_records_are_found_by_their_keys_and_fingerprints():
     """Every per-run record under docs/accuracy/results is found again (same task key, same
-    budget fingerprint), so ``--report --out docs/accuracy`` tables them without training."""
+    budget fingerprint), so ``--report --out docs/accuracy`` and ``benchmarks/results.py``
+    table them without training."""
     records = sorted(
         path
         for path in (ROOT / "docs" / "accuracy" / "results").glob("*/*.json")

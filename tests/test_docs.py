@@ -1,8 +1,9 @@
 """Every code block of README.md and docs/*.md is executed or checked here: the
 documentation cannot rot.
 
-One mechanism for every Markdown file (docs/accuracy/ holds tables the accuracy benchmark
-writes, and is skipped). A fence is classified by its info string:
+One mechanism for every Markdown file: README.md, CHANGELOG.md, docs/*.md and the result
+pages docs/results/*.md (docs/accuracy/ holds the accuracy benchmark's per-run records, no
+Markdown). A fence is classified by its info string:
 
 - ``python``: executed, in order, in one namespace per file;
 - ``bash``: every command line (blank and comment lines skipped, ``\\`` continues a line)
@@ -50,7 +51,12 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "CHANGELOG.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "docs" / "results").glob("*.md")),
+]
 README_MAX_LINES = 300
 CONFIG_KEYS = {"trainer", "model", "data"}
 SHELL_OPERATORS = {"|", "||", "&&", ";", "&", "<", ">>", "2>", "2>&1", "&>"}

@@ -10,11 +10,13 @@ plus all raw per-seed results as JSON. Run from the repository root:
     python benchmarks/accuracy/run.py --group main            # ~45 min on 2 idle CPU cores
     python benchmarks/accuracy/run.py --group all             # every group
     python benchmarks/accuracy/run.py --group main --rows lfq --seeds 1,2   # one row, more seeds
-    python benchmarks/accuracy/run.py --group all --report --out docs/accuracy  # tables only
+    python benchmarks/accuracy/run.py --group all --report    # tables of the saved runs only
     python benchmarks/accuracy/run.py --quick                 # smoke run, about half a minute
 
 Outputs go to runs/accuracy/ (accuracy.md, accuracy.json, results/<budget>/*.json); a run
-whose result file exists is skipped, so an interrupted benchmark resumes. The modules beside
+whose result file exists is skipped, so an interrupted benchmark resumes. The published
+runs' records are under docs/accuracy/results/; ``python benchmarks/results.py`` rebuilds the
+tables of docs/results/ from them. The modules beside
 this file hold the variants, groups and budgets (variants.py), one run (train.py, runner.py),
 the driver (study.py) and the tables (tables.py).
 """

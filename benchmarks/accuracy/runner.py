@@ -1,11 +1,11 @@
 """Run one task of the accuracy benchmark and keep its record.
 
-A :class:`Task` is one training run (a variant, a seed, a budget). :func:`execute` runs it in
-a fresh Python process (``run.py --worker TASK_FILE``, whose entry is :func:`worker`) so that
-its peak resident memory (``ru_maxrss``) is its own; the record is a JSON file under
-``OUT/results/<budget>/<dataset>-<variant>-seed<seed>.json``, and :func:`load_result` finds
-it again, so an interrupted benchmark continues where it stopped. :func:`estimate_seconds`
-says how long the pending runs should take.
+A :class:`~.task.Task` is one training run (a variant, a seed, a budget). :func:`execute`
+runs it in a fresh Python process (``run.py --worker TASK_FILE``, whose entry is
+:func:`worker`) so that its peak resident memory (``ru_maxrss``) is its own; the record is a
+JSON file under ``OUT/results/<budget>/<dataset>-<variant>-seed<seed>.json``, and
+:func:`load_result` finds it again, so an interrupted benchmark continues where it stopped.
+:func:`estimate_seconds` says how long the pending runs should take.
 """
 
 from __future__ import annotations
@@ -17,36 +17,17 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import svqcast
 from svqcast.io import atomic_write_text
 
+from .task import Task
 from .variants import BUDGETS, Budget, variants
 
 RUN_SCRIPT = Path(__file__).resolve().with_name("run.py")  # the worker's entry (--worker)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One training run: a variant, a seed, a budget, where to put the result."""
-
-    variant: str
-    seed: int
-    dataset_key: str
-    budget: str
-    data_root: str
-    out_dir: str
-    threads: int | None = None
-
-    @property
-    def key(self) -> str:
-        return f"{self.dataset_key}-{self.variant}-seed{self.seed}"
-
-    def result_path(self) -> Path:
-        return Path(self.out_dir) / "results" / self.budget / f"{self.key}.json"
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -231,10 +231,10 @@ def paired_table(group: Group, records: Mapping[str, list[dict[str, Any]]]) -> s
     return "\n".join(lines)
 
 
-# The decision rule of the parametrisation study (docs/benchmarks.md, written before the
-# runs): a candidate becomes SVQ's default only if at 200 steps its MAE is at most no
-# quantizer's with the 95% CI of the paired ratio at most 1.02, and at 2,000 steps it is at
-# least 8% better.
+# The decision rule of the parametrisation study (docs/results/parametrisations.md, written
+# before the runs): a candidate becomes SVQ's default only if at 200 steps its MAE is at most
+# no quantizer's with the 95% CI of the paired ratio at most 1.02, and at 2,000 steps it is
+# at least 8% better.
 DECISION_RULE = {"short_ratio": 1.0, "short_ci_high": 1.02, "long_ratio": 0.92}
 
 
@@ -247,16 +247,24 @@ def _ratio_of_means(row: str, ref: str, metric: str, records: Mapping[str, list]
     return statistics.fmean(a[s] for s in pr.seeds) / statistics.fmean(b[s] for s in pr.seeds)
 
 
+DECISION_TITLE = "The decision (the rule applied to the runs above)"
+
+
 def decision_section(
     short: Mapping[str, list], long: Mapping[str, list], candidates: Sequence[str]
 ) -> str:
     """The decision rule applied to the saved runs of the short (200-step) and long
     (2,000-step) parametrisation groups: one row per candidate, then the verdict."""
+    return f"### {DECISION_TITLE}\n\n{decision_table(short, long, candidates)}"
+
+
+def decision_table(
+    short: Mapping[str, list], long: Mapping[str, list], candidates: Sequence[str]
+) -> str:
+    """:func:`decision_section` without its heading: the table and the verdict."""
     rule, metric, ref = DECISION_RULE, "mae", "none"
     table = variants()
     lines = [
-        "### The decision (the rule applied to the runs above)",
-        "",
         "| candidate | 200 steps: MAE ratio (mean / mean), geometric [95% CI], seeds | "
         "(a) passes | 2,000 steps: MAE ratio, seeds | (b) passes |",
         "|---|---|---|---|---|",
@@ -306,9 +314,15 @@ def decision_section(
 def group_section(name: str, budget: Budget, quick: bool, records: Mapping[str, list]) -> str:
     """The Markdown section of group ``name``: its title (with its budget unless that is the
     full one) and its table; paired groups add the paired-ratio table."""
-    group = GROUPS[name]
     note = "" if budget.name == "full" or quick else f" (budget {budget.name})"
-    text = f"### {group.title}{note}\n\n{markdown_table(group, records)}\n"
+    return f"### {GROUPS[name].title}{note}\n\n{group_tables(name, records)}"
+
+
+def group_tables(name: str, records: Mapping[str, list]) -> str:
+    """:func:`group_section` without its heading: the group's table and, for a paired group,
+    the paired-ratio table."""
+    group = GROUPS[name]
+    text = f"{markdown_table(group, records)}\n"
     if group.paired:
         text += f"\nPaired by seed:\n\n{paired_table(group, records)}\n"
     return text

@@ -1,8 +1,8 @@
 """Train and test one run of the accuracy benchmark with the engine, in this process.
 
-:func:`run_task` trains a variant with :class:`~svqcast.training.ForecastModule` on a Lightning
-``Trainer`` for its budget's fixed number of optimizer steps, tests it on the test split and
-returns the run's record (metrics, baselines, median step time, peak resident memory).
+:func:`run_task` trains a variant with :class:`~svqcast.training.module.ForecastModule` on a
+Lightning ``Trainer`` for its budget's fixed number of optimizer steps, tests it on the test
+split and returns the run's record (metrics, baselines, median step time, peak memory).
 :mod:`.runner` calls it, normally in a fresh Python process of its own.
 """
 
@@ -13,14 +13,12 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from svqcast.evaluation.baselines import BASELINES
 
+from .task import Task
 from .variants import BUDGETS, variants
-
-if TYPE_CHECKING:
-    from .runner import Task
 
 
 class NoisyInputs:
@@ -110,7 +108,8 @@ def run_task(task: Task) -> dict[str, Any]:
     import lightning as L
     import torch
 
-    from svqcast.training import EngineDataModule, ForecastModule, NonFiniteLossError
+    from svqcast.data.datamodule import ForecastDataModule
+    from svqcast.training.module import ForecastModule, NonFiniteLossError
 
     budget = BUDGETS[task.budget]
     variant = variants()[task.variant]
@@ -119,7 +118,7 @@ def run_task(task: Task) -> dict[str, Any]:
         torch.set_num_threads(task.threads)
     started = time.perf_counter()
     L.seed_everything(task.seed, workers=True, verbose=False)
-    dm = EngineDataModule(
+    dm = ForecastDataModule(
         dataset=choice.dataset,
         root=task.data_root,
         batch_size=budget.batch_size,
