@@ -46,7 +46,7 @@ def test_dataspec_dict_round_trip():
         normalizer=Normalizer([280.0], [10.0]),
         lat=np.linspace(-80, 80, 4),
         lon=np.linspace(0, 315, 8),
-        time_step_hours=1.0,
+        time_step="h",
     )
     back = DataSpec.from_dict(spec.to_dict())
     assert back.in_shape == (3, 1, 4, 8)

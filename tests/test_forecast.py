@@ -39,7 +39,6 @@ def make_module(**spec_changes) -> ForecastModule:
         normalizer=Normalizer([275.0], [10.0]),
         lat=lat,
         lon=lon,
-        time_step_hours=1.0,
         time_step="h",
         calendar="standard",
     )
@@ -211,7 +210,7 @@ def test_360_day_calendar(module, base, canonical, tmp_path):
         assert np.array_equal(ds["valid_time"].values, out["valid_time"].values)
     assert np.array_equal(out["prediction_timedelta"].values, canonical["prediction_timedelta"])
     # annual steps: 360 days in this calendar
-    yearly = make_module(calendar="360_day", time_step="YS-JAN", time_step_hours=None)
+    yearly = make_module(calendar="360_day", time_step="YS-JAN")
     out = forecast(yearly, L.cal_360(base, freq="YS"))
     days = out["prediction_timedelta"].values / np.timedelta64(1, "D")
     assert days.tolist() == [360.0, 720.0, 1080.0]
@@ -219,7 +218,7 @@ def test_360_day_calendar(module, base, canonical, tmp_path):
 
 
 def test_monthly_steps_on_the_standard_calendar_are_counted(base):
-    monthly = make_module(time_step="MS", time_step_hours=None)
+    monthly = make_module(time_step="MS")
     times = xr.date_range("2000-01-01", periods=48, freq="MS").values
     out = forecast(monthly, base.assign_coords(time=("time", times)))
     assert out["prediction_timedelta"].values.tolist() == [1, 2, 3]

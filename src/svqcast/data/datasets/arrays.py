@@ -32,7 +32,6 @@ from svqcast.data.base import PROTOCOL_ALIASES, PROTOCOLS, Splits
 from svqcast.data.gridded.reader import (
     Fields,
     read_fields,
-    step_hours,
     times_to_seconds,
 )
 from svqcast.data.gridded.reader import check_values as reader_check_values
@@ -317,7 +316,6 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         normalizer=norm,
         lat=fields.lat,
         lon=fields.lon,
-        time_step_hours=step_hours(fields.time_step),
         data_range=(0.0, 1.0) if convention == "video" else None,
         extra={
             "path": str(path),
