@@ -17,7 +17,7 @@ from svqcast.data.gridded.reader import open_dataset, read_fields
 from svqcast.data.gridded.units import conversion
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import DataError
-from svqcast.inference.forecast import forecast
+from svqcast.inference.forecast import forecast, load_module
 from svqcast.training.module import ForecastModule
 
 IN, OUT = 4, 3
@@ -393,6 +393,22 @@ def test_time_tolerance_option(ckpt, tmp_path, capsys):
     assert predict(ckpt, src, tmp_path / "a.nc", "--windows", "all") == 2
     assert "accept with time_tolerance" in one_line_error(capsys)
     assert predict(ckpt, src, tmp_path / "a.nc", "--windows", "all", "--time-tolerance", "0.3") == 0
+
+
+def test_a_checkpoint_with_time_step_hours_still_forecasts(module, ckpt, base, canonical, tmp_path):
+    # saved before time_step existed: the spec's step in hours only, converted at load
+    saved = torch.load(ckpt, weights_only=False)
+    spec = dict(saved["hyper_parameters"]["spec"])
+    del spec["time_step"]
+    spec["time_step_hours"] = 1.0
+    saved["hyper_parameters"] = {**saved["hyper_parameters"], "spec": spec}
+    old = tmp_path / "old.ckpt"
+    torch.save(saved, old)
+    loaded = load_module(old)
+    assert loaded.spec.time_step == "h" and loaded.spec.first_difference(module.spec) is None
+    out = forecast(old, base, windows="all")
+    assert np.array_equal(out[L.VAR].values, canonical[L.VAR].values)
+    refused(loaded, base.isel(time=slice(None, None, 2)), "time step: checkpoint h vs input 2h")
 
 
 def test_forecast_is_exported():
