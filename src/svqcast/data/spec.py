@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from svqcast.data.gridded.times import canonical_step, same_calendar, same_step
+from svqcast.data.gridded.times import hours_step, same_calendar, same_step
 
 Convention = Literal["weather", "video"]
 
@@ -192,7 +192,7 @@ class DataSpec:
         # saved by an older svqcast: the step in hours (6.0), beside or instead of time_step
         hours = d.pop("time_step_hours", None)
         if d.get("time_step") is None and hours:
-            d["time_step"] = canonical_step(f"{float(hours):g}h")  # 6.0 -> "6h", 24.0 -> "D"
+            d["time_step"] = hours_step(hours)  # 6.0 -> "6h", 24.0 -> "D"
         d["channels"] = tuple(Channel(**c) for c in d["channels"])
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(d) - known)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.data.gridded.times import step_unit
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, DataError
 from svqcast.evaluation.baselines import BASELINES
@@ -53,45 +54,7 @@ def default_leads(out_len: int) -> list[int]:
 
 # ----------------------------------------------------------------------------- lead times
 
-# offset class (xarray's or pandas') -> (steps of the unit per n, unit); words get plurals
-_OFFSET_UNITS: dict[str, tuple[int, str]] = {
-    "Day": (1, "d"),
-    "Hour": (1, "h"),
-    "Minute": (1, "min"),
-    "Second": (1, "s"),
-    "Millisecond": (1, "ms"),
-    "Milli": (1, "ms"),
-    "Microsecond": (1, "us"),
-    "Micro": (1, "us"),
-    "Week": (1, "week"),
-    "MonthBegin": (1, "month"),
-    "MonthEnd": (1, "month"),
-    "QuarterBegin": (3, "month"),
-    "QuarterEnd": (3, "month"),
-    "YearBegin": (1, "year"),
-    "YearEnd": (1, "year"),
-}
-_WORDS = ("week", "month", "year")
-
-
-def step_unit(time_step: str | None) -> tuple[float, str] | None:
-    """One frame step as (amount, unit) from an xarray frequency string: "6h" -> (6, "h"),
-    "D" -> (1, "d"), "360D" -> (360, "d"), "MS" -> (1, "month"), "QS" -> (3, "month"),
-    "YS-JAN" -> (1, "year"); None when absent or not a regular calendar step."""
-    if not time_step:
-        return None
-    from pandas.tseries.frequencies import to_offset as pandas_offset
-    from xarray.coding.cftime_offsets import to_offset as xarray_offset
-
-    for parse in (xarray_offset, pandas_offset):  # xarray's names first ("A", "M", "H" too)
-        try:
-            offset = parse(str(time_step))
-        except (ValueError, TypeError, KeyError):
-            continue
-        unit = _OFFSET_UNITS.get(type(offset).__name__)
-        if unit is not None and offset.n > 0:
-            return float(offset.n * unit[0]), unit[1]
-    return None
+_WORDS = ("week", "month", "year")  # units of step_unit that get plurals
 
 
 def _with_unit(value: float, unit: str) -> str:

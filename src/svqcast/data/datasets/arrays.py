@@ -35,6 +35,7 @@ from svqcast.data.gridded.reader import (
     times_to_seconds,
 )
 from svqcast.data.gridded.reader import check_values as reader_check_values
+from svqcast.data.gridded.times import hours_step
 from svqcast.data.spec import DataSpec, Normalizer
 from svqcast.data.windows import (
     ArrayWindows,
@@ -116,7 +117,7 @@ def read(root: str | Path, opts: dict[str, Any]) -> Fields:
     path = _resolve(root, opts["path"])
     step = opts["time_step"]
     if step is None and opts["start"] is not None:
-        step = f"{float(opts['time_step_hours'] or 1.0):g}h"
+        step = hours_step(opts["time_step_hours"] or 1.0)
     levels = opts["levels"]
     if levels is not None and not isinstance(levels, list | tuple):
         levels = [levels]

@@ -5,9 +5,11 @@ differences are taken in whole seconds in the times' own calendar.
 - calendars: :func:`canonical_calendar` (the one table of CF calendar aliases),
   :func:`calendar_of`, :func:`same_calendar`;
 - steps (xarray frequency strings: "h", "6h", "D", "MS", "YS-JAN", "360D", ...):
-  :func:`canonical_step` (parse and spell one way), :func:`fixed_step` /
+  :func:`canonical_step` (parse and spell one way; :func:`hours_step` for a length in
+  hours), :func:`fixed_step` /
   :func:`step_seconds` (the length of a step in a calendar, None when it varies),
-  :func:`same_step`, :func:`advance` (times moved by k steps), :func:`step_index`
+  :func:`same_step`, :func:`step_unit` (a step as an amount of a unit, for labels),
+  :func:`advance` (times moved by k steps), :func:`step_index`
   (positions on the step grid, which tell consecutive frames from gaps).
 """
 
@@ -95,6 +97,13 @@ def canonical_step(step: str) -> str:
     return offset.freqstr
 
 
+def hours_step(hours: float) -> str:
+    """The step of ``hours`` hours, spelled as :func:`canonical_step` does (6.0 -> "6h",
+    24 -> "D", 0.5 -> "30min"): what a length in hours (an old spec's ``time_step_hours``,
+    the ``arrays`` option) becomes."""
+    return canonical_step(f"{float(hours):g}h")
+
+
 def fixed_step(step: str | None, calendar: str | None = None):
     """The length of ``step`` (an xarray frequency string) as a ``datetime.timedelta`` when
     it is the same for every date in ``calendar`` ("6h", "D", "360D"; "MS" and "YS" in the
@@ -158,6 +167,46 @@ def advance(times: np.ndarray, k: int, step: str, calendar: str | None = None) -
 
     off = to_offset(step)
     return np.asarray([t + k * off for t in times], dtype=object)
+
+
+# offset class (xarray's or pandas') -> (steps of the unit per n, unit)
+_OFFSET_UNITS: dict[str, tuple[int, str]] = {
+    "Day": (1, "d"),
+    "Hour": (1, "h"),
+    "Minute": (1, "min"),
+    "Second": (1, "s"),
+    "Millisecond": (1, "ms"),
+    "Milli": (1, "ms"),
+    "Microsecond": (1, "us"),
+    "Micro": (1, "us"),
+    "Week": (1, "week"),
+    "MonthBegin": (1, "month"),
+    "MonthEnd": (1, "month"),
+    "QuarterBegin": (3, "month"),
+    "QuarterEnd": (3, "month"),
+    "YearBegin": (1, "year"),
+    "YearEnd": (1, "year"),
+}
+
+
+def step_unit(time_step: str | None) -> tuple[float, str] | None:
+    """One frame step as (amount, unit) from an xarray frequency string: "6h" -> (6, "h"),
+    "D" -> (1, "d"), "360D" -> (360, "d"), "MS" -> (1, "month"), "QS" -> (3, "month"),
+    "YS-JAN" -> (1, "year"); None when absent or not a regular calendar step."""
+    if not time_step:
+        return None
+    from pandas.tseries.frequencies import to_offset as pandas_offset
+    from xarray.coding.cftime_offsets import to_offset as xarray_offset
+
+    for parse in (xarray_offset, pandas_offset):  # xarray's names first ("A", "M", "H" too)
+        try:
+            offset = parse(str(time_step))
+        except (ValueError, TypeError, KeyError):
+            continue
+        unit = _OFFSET_UNITS.get(type(offset).__name__)
+        if unit is not None and offset.n > 0:
+            return float(offset.n * unit[0]), unit[1]
+    return None
 
 
 def _grid(times: np.ndarray, step: str, calendar: str) -> np.ndarray:
@@ -305,11 +354,13 @@ __all__ = [
     "canonical_step",
     "checked_times",
     "fixed_step",
+    "hours_step",
     "fmt_time",
     "same_calendar",
     "same_step",
     "step_index",
     "step_seconds",
+    "step_unit",
     "time_problem",
     "times_to_seconds",
 ]
