@@ -46,9 +46,56 @@ def test_dataspec_dict_round_trip():
         normalizer=Normalizer([280.0], [10.0]),
         lat=np.linspace(-80, 80, 4),
         lon=np.linspace(0, 315, 8),
-        time_step_hours=1.0,
+        time_step="h",
     )
     back = DataSpec.from_dict(spec.to_dict())
     assert back.in_shape == (3, 1, 4, 8)
     np.testing.assert_array_equal(back.lat, spec.lat)
     assert back.normalizer.to_dict() == spec.normalizer.to_dict()
+
+
+def small_spec(**changes) -> DataSpec:
+    fields = dict(
+        name="x",
+        in_len=3,
+        out_len=2,
+        channels=(Channel("t2m", "K"),),
+        height=4,
+        width=8,
+        convention="weather",
+        normalizer=Normalizer([280.0], [10.0]),
+        lat=np.linspace(-80, 80, 4),
+        lon=np.linspace(0, 315, 8),
+        calendar="standard",
+    )
+    return DataSpec(**{**fields, **changes})
+
+
+@pytest.mark.parametrize(
+    "hours, step", [(1.0, "h"), (6.0, "6h"), (24.0, "D"), (0.5, "30min"), (6, "6h")]
+)
+def test_an_old_spec_with_time_step_hours_loads_as_time_step(hours, step):
+    """A spec saved before time_step existed holds time_step_hours alone; one saved in
+    between holds both: either loads as the spec of today, with time_step only."""
+    new = small_spec(time_step=step)
+    alone = new.to_dict()
+    del alone["time_step"]
+    alone["time_step_hours"] = hours
+    both = {**new.to_dict(), "time_step_hours": hours}
+    for old in (alone, both):
+        back = DataSpec.from_dict(old)
+        assert back.time_step == step and not hasattr(back, "time_step_hours")
+        assert back.to_dict() == new.to_dict()
+        assert back.first_difference(new) is None and new.first_difference(back) is None
+
+
+def test_first_difference_compares_steps_and_calendars_by_meaning():
+    daily = small_spec(time_step="D")
+    assert daily.first_difference(small_spec(time_step="24h")) is None
+    assert daily.first_difference(small_spec(time_step="6h")) == "time_step: D vs 6h"
+    assert daily.first_difference(small_spec(time_step="D", calendar="gregorian")) is None
+    assert (
+        daily.first_difference(small_spec(time_step="D", calendar="noleap"))
+        == "calendar: standard vs noleap"
+    )
+    assert daily.first_difference(small_spec(time_step=None, calendar=None)) is None

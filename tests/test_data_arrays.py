@@ -78,7 +78,7 @@ def test_three_dim_array_and_no_times(tmp_path):
     assert s.spec.in_shape == (2, 1, 8, 8)
     assert s.climatology.mean.shape == (1, 1, 8, 8) and s.train.target_phases(0) is None
     assert s.spec.convention == "video" and s.spec.data_range == (0.0, 1.0)  # values in [0, 1]
-    assert s.spec.time_step_hours is None
+    assert s.spec.time_step is None
 
 
 def test_npz_key(tmp_path):
@@ -101,7 +101,7 @@ def test_start_gives_times_and_phases(npy):
         start="2020-03-01T00",
         time_step_hours=6,
     )
-    assert s.spec.time_step_hours == 6.0 and s.spec.convention == "weather"
+    assert s.spec.time_step == "6h" and s.spec.convention == "weather"
     times = s.test.target_times(0)
     assert str(times[0]).startswith("2020-03-21T12")  # frame 82: 492 h after start
     np.testing.assert_array_equal(s.test.target_phases(0), month_hour_phase(times))
@@ -146,7 +146,7 @@ def test_netcdf_and_zarr_with_named_dims(tmp_path, suffix):
     s = arrays.load("arrays", tmp_path, path=path.name, in_len=2, out_len=3, **XR_DIMS)
     assert s.spec.channel_names == ["temp", "wind_10", "wind_100"]
     assert [c.units for c in s.spec.channels] == ["K", "m s-1", "m s-1"]
-    assert s.spec.convention == "weather" and s.spec.time_step_hours == 1.0
+    assert s.spec.convention == "weather" and s.spec.time_step == "h"
     np.testing.assert_allclose(s.spec.lat, np.linspace(-10, 10, 4))
     x, _ = s.train[0]
     phys = s.spec.normalizer.denormalize(x.numpy())

@@ -39,7 +39,7 @@ def test_t2m_spec_from_files(t2m):
     spec = t2m.spec
     assert spec.in_shape == (12, 1, 32, 64) and spec.out_len == 12
     assert spec.channels[0].name == "t2m" and spec.channels[0].units == "K"
-    assert spec.convention == "weather" and spec.time_step_hours == 1.0
+    assert spec.convention == "weather" and spec.time_step == "h"
     np.testing.assert_allclose(spec.lat, LAT)
     np.testing.assert_allclose(spec.lon, LON)
 
@@ -178,7 +178,7 @@ MV_YEARS = dict(train_years=2000, val_years=2001, test_years=2002)
 def test_mv_channels_and_six_hour_steps(mv_root):
     s = weather.load("weather_mv", mv_root, **MV_YEARS)
     names = [f"{v}{lv}" for v in "rtuv" for lv in (150, 500, 850)]
-    assert s.spec.channel_names == names and s.spec.time_step_hours == 6.0
+    assert s.spec.channel_names == names and s.spec.time_step == "6h"
     assert s.spec.in_shape == (4, 12, 32, 64) and s.spec.out_len == 4
     assert len(s.train) == 96 // 6 - 8 + 1  # 16 six-hourly frames, windows of 8
     x, y = s.train[2]
@@ -253,7 +253,7 @@ def test_hmv_channels_order_and_six_hour_steps(tmp_path):
     s = weather.load("weather_hmv", tmp_path, levels=(500, 1000), **opts)
     pressure = [f"{v}{lv}" for _, v in HMV_PRESSURE for lv in (500, 1000)]
     assert s.spec.channel_names == pressure + [v for _, v in HMV_SINGLE]
-    assert s.spec.in_shape == (2, 22, 32, 64) and s.spec.time_step_hours == 6.0
+    assert s.spec.in_shape == (2, 22, 32, 64) and s.spec.time_step == "6h"
     assert len(s.train) == 1  # 4 six-hourly frames, one window of 2 -> 2
     x, y = s.train[0]
     frames = np.concatenate([_physical(s, x), _physical(s, y)])

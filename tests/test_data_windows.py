@@ -130,3 +130,27 @@ def test_fit_climatology_matches_numpy_and_fills_missing_phases():
     flat = fit_climatology(data)
     assert isinstance(flat, Climatology) and flat.mean.shape == (1, 2, 3, 4)
     np.testing.assert_allclose(flat.mean[0], data.mean(axis=0), atol=1e-6)
+
+
+def test_training_and_forecast_windows_follow_one_gap_rule():
+    """contiguous_starts (training) and forecast_starts (inference) both take the windows
+    of gapless_starts: a 3-hour gap breaks the series into two runs."""
+    from types import SimpleNamespace
+
+    from svqcast.data.windows import gapless_starts
+    from svqcast.inference.forecast import forecast_starts
+
+    t = np.datetime64("2020-01-01T00", "h") + np.arange(12).astype("timedelta64[h]")
+    t[7:] += np.timedelta64(3, "h")
+    starts, runs = gapless_starts(t, 4, "h")
+    np.testing.assert_array_equal(starts, [0, 1, 2, 3, 7, 8])
+    np.testing.assert_array_equal(runs, [0] * 7 + [1] * 5)
+    np.testing.assert_array_equal(contiguous_starts(t, window_offsets(2, 2), 1, "h"), starts)
+    fields = SimpleNamespace(
+        data=np.zeros((12, 1, 2, 2)), times=t, time_step="h", calendar="standard", source="x"
+    )
+    spec = SimpleNamespace(in_len=4, time_step="h")
+    assert forecast_starts(fields, spec, "all") == starts.tolist()
+    assert forecast_starts(fields, spec, "last") == [8]
+    with pytest.raises(DataError, match="not consecutive steps of h"):
+        forecast_starts(fields, SimpleNamespace(in_len=6, time_step="h"), "last")

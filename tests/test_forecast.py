@@ -17,7 +17,7 @@ from svqcast.data.gridded.reader import open_dataset, read_fields
 from svqcast.data.gridded.units import conversion
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import DataError
-from svqcast.inference.forecast import forecast
+from svqcast.inference.forecast import forecast, load_module
 from svqcast.training.module import ForecastModule
 
 IN, OUT = 4, 3
@@ -39,7 +39,6 @@ def make_module(**spec_changes) -> ForecastModule:
         normalizer=Normalizer([275.0], [10.0]),
         lat=lat,
         lon=lon,
-        time_step_hours=1.0,
         time_step="h",
         calendar="standard",
     )
@@ -211,7 +210,7 @@ def test_360_day_calendar(module, base, canonical, tmp_path):
         assert np.array_equal(ds["valid_time"].values, out["valid_time"].values)
     assert np.array_equal(out["prediction_timedelta"].values, canonical["prediction_timedelta"])
     # annual steps: 360 days in this calendar
-    yearly = make_module(calendar="360_day", time_step="YS-JAN", time_step_hours=None)
+    yearly = make_module(calendar="360_day", time_step="YS-JAN")
     out = forecast(yearly, L.cal_360(base, freq="YS"))
     days = out["prediction_timedelta"].values / np.timedelta64(1, "D")
     assert days.tolist() == [360.0, 720.0, 1080.0]
@@ -219,7 +218,7 @@ def test_360_day_calendar(module, base, canonical, tmp_path):
 
 
 def test_monthly_steps_on_the_standard_calendar_are_counted(base):
-    monthly = make_module(time_step="MS", time_step_hours=None)
+    monthly = make_module(time_step="MS")
     times = xr.date_range("2000-01-01", periods=48, freq="MS").values
     out = forecast(monthly, base.assign_coords(time=("time", times)))
     assert out["prediction_timedelta"].values.tolist() == [1, 2, 3]
@@ -394,6 +393,22 @@ def test_time_tolerance_option(ckpt, tmp_path, capsys):
     assert predict(ckpt, src, tmp_path / "a.nc", "--windows", "all") == 2
     assert "accept with time_tolerance" in one_line_error(capsys)
     assert predict(ckpt, src, tmp_path / "a.nc", "--windows", "all", "--time-tolerance", "0.3") == 0
+
+
+def test_a_checkpoint_with_time_step_hours_still_forecasts(module, ckpt, base, canonical, tmp_path):
+    # saved before time_step existed: the spec's step in hours only, converted at load
+    saved = torch.load(ckpt, weights_only=False)
+    spec = dict(saved["hyper_parameters"]["spec"])
+    del spec["time_step"]
+    spec["time_step_hours"] = 1.0
+    saved["hyper_parameters"] = {**saved["hyper_parameters"], "spec": spec}
+    old = tmp_path / "old.ckpt"
+    torch.save(saved, old)
+    loaded = load_module(old)
+    assert loaded.spec.time_step == "h" and loaded.spec.first_difference(module.spec) is None
+    out = forecast(old, base, windows="all")
+    assert np.array_equal(out[L.VAR].values, canonical[L.VAR].values)
+    refused(loaded, base.isel(time=slice(None, None, 2)), "time step: checkpoint h vs input 2h")
 
 
 def test_forecast_is_exported():

@@ -26,11 +26,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.quantizers.base",),
     ("svqcast.quantizers",),
     ("svqcast.models",),
+    # time axes: calendars and steps, under the DataSpec that stores a step
+    ("svqcast.data.gridded.times",),
     ("svqcast.data.spec",),
     ("svqcast.data", "svqcast.data.base"),  # the registry and the dataset contract
-    # the user's gridded files: units, time axes, the one reader, the data identity
+    # the user's gridded files: units, the one reader, the data identity
     ("svqcast.data.gridded.units",),
-    ("svqcast.data.gridded.times",),
     ("svqcast.data.gridded.reader",),
     ("svqcast.data.gridded", "svqcast.data.windows", "svqcast.data.video"),
     ("svqcast.data.datasets",),

@@ -24,11 +24,11 @@ from test_training import TinyData, tiny_spec, trainer
 
 from svqcast.cli import main
 from svqcast.commands.runs import ResumeMetricsHistory, RunCSVLogger, RunLock
+from svqcast.data.gridded.identity import check_same_data
 from svqcast.errors import CheckpointError
 from svqcast.io import atomic_path, sweep_temp_files
 from svqcast.training.callbacks import run_checkpoints
 from svqcast.training.checkpoints import AtomicCheckpointIO
-from svqcast.training.module import check_same_data
 
 # ----------------------------------------------------------------------------- kills
 

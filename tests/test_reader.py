@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import cftime
 import layouts as L
 import numpy as np
 import pytest
@@ -11,6 +12,15 @@ import xarray as xr
 from svqcast.cli import main
 from svqcast.data.datasets import arrays
 from svqcast.data.gridded.reader import check_values, find_dims, open_dataset, read_fields
+from svqcast.data.gridded.times import (
+    advance,
+    calendar_of,
+    canonical_calendar,
+    fixed_step,
+    same_calendar,
+    same_step,
+    step_seconds,
+)
 from svqcast.data.windows import climatology_phases
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
@@ -122,7 +132,7 @@ def test_arrays_on_a_360_day_series_windows_and_climatology(tmp_path):
     L.to_nc(ds, tmp_path / "d360.nc")
     s = arrays.load("arrays", tmp_path, path="d360.nc", in_len=3, out_len=2, stride=5)
     spec = s.spec
-    assert spec.calendar == "360_day" and spec.time_step == "D" and spec.time_step_hours == 24.0
+    assert spec.calendar == "360_day" and spec.time_step == "D"
     assert spec.extra["climatology"] == "by month over the train split"
     assert s.climatology.mean.shape == (12, 1, 4, 8)
     # train = the first 504 days: a month's climatology is the mean of its train days
@@ -156,7 +166,7 @@ def test_seven_hourly_arrays_record_their_climatology(tmp_path):
     ds = ds.assign_coords(time=ds["time"].values[0] + np.arange(60) * np.timedelta64(7, "h"))
     L.to_nc(ds, tmp_path / "s.nc")
     s = arrays.load("arrays", tmp_path, path="s.nc", in_len=2, out_len=2)
-    assert s.spec.time_step == "7h" and s.spec.time_step_hours == 7.0
+    assert s.spec.time_step == "7h"
     assert s.spec.extra["climatology"].startswith("overall mean per grid point: 7h steps")
     assert s.climatology.mean.shape == (1, 1, 2, 4)
 
@@ -365,3 +375,57 @@ def test_zarr_behind_an_fsspec_url(base, tmp_path):
     assert s.spec.extra["path"] == url and s.spec.time_step == "h"
     with pytest.raises(DataError, match="cannot open memory://nothing.zarr as zarr"):
         read_fields("memory://nothing.zarr")
+
+
+# --------------------------------------------------------------------------- the step rule
+
+
+def test_one_calendar_table():
+    assert [canonical_calendar(c) for c in ("gregorian", "365_day", "366_day", None)] == [
+        "standard",
+        "noleap",
+        "all_leap",
+        "standard",
+    ]
+    assert canonical_calendar("proleptic_gregorian") == "standard"
+    assert same_calendar("proleptic_gregorian", "standard") and same_calendar("NoLeap", "365_day")
+    assert not same_calendar("noleap", "360_day") and same_calendar(None, "360_day")
+    # times keep the name cftime computes with
+    day = cftime.datetime(2000, 1, 1, calendar="proleptic_gregorian")
+    assert calendar_of(np.array([day], dtype=object)) == "proleptic_gregorian"
+    assert calendar_of(np.array([cftime.datetime(2000, 1, 1, calendar="365_day")])) == "noleap"
+
+
+@pytest.mark.parametrize(
+    "step, calendar, hours",
+    [
+        ("6h", None, 6.0),
+        ("D", "noleap", 24.0),
+        ("360D", None, 360 * 24.0),
+        ("MS", "360_day", 30 * 24.0),
+        ("YS", "360_day", 360 * 24.0),
+        ("YS", "365_day", 365 * 24.0),
+        ("MS", "standard", None),
+        ("YS", None, None),
+        ("bogus", None, None),
+        (None, None, None),
+    ],
+)
+def test_the_length_of_a_step_in_a_calendar(step, calendar, hours):
+    fixed = fixed_step(step, calendar)
+    assert (None if fixed is None else fixed.total_seconds() / 3600) == hours
+    assert step_seconds(step, calendar) == (None if hours is None else int(hours * 3600))
+
+
+def test_same_step_and_advance():
+    assert same_step("h", "60min") and same_step("D", "24h") and same_step(None, "6h")
+    assert not same_step("6h", "D") and not same_step("MS", "bogus")
+    t = np.array(["2000-01-31T00", "2000-02-29T00"], dtype="datetime64[ns]")
+    assert advance(t, 2, "6h").astype(str).tolist() == [
+        "2000-01-31T12:00:00.000000000",
+        "2000-02-29T12:00:00.000000000",
+    ]
+    months = advance(np.array(["2000-01-01"], dtype="datetime64[ns]"), 2, "MS")
+    assert str(months[0])[:10] == "2000-03-01"
+    d360 = np.array([cftime.datetime(2000, 1, 1, calendar="360_day")], dtype=object)
+    assert str(advance(d360, 1, "YS", "360_day")[0])[:10] == "2001-01-01"

@@ -44,7 +44,6 @@ def make_spec(channels=None, time_step: str | None = "6h", **extra) -> DataSpec:
         normalizer=Normalizer(MEAN[:c], STD[:c]),
         lat=np.linspace(-60, 60, H),
         lon=np.linspace(0, 315, W),
-        time_step_hours=6.0,
         time_step=time_step,
         extra=extra,
     )
@@ -290,43 +289,55 @@ def test_climatology_kind_stated_in_md_and_json(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "time_step, hours, labels",
+    "time_step, labels",
     [
-        ("h", 1.0, ["+1 h", "+2 h", "+3 h"]),
-        ("6h", 6.0, ["+6 h", "+12 h", "+18 h"]),
-        ("D", 24.0, ["+1 d", "+2 d", "+3 d"]),
-        ("MS", None, ["+1 month", "+2 months", "+3 months"]),
-        ("QS-DEC", None, ["+3 months", "+6 months", "+9 months"]),
-        ("YS-JAN", None, ["+1 year", "+2 years", "+3 years"]),
-        ("360D", None, ["+360 d", "+720 d", "+1080 d"]),
-        ("30min", 0.5, ["+30 min", "+60 min", "+90 min"]),
-        (None, 6.0, ["+6 h", "+12 h", "+18 h"]),  # an old checkpoint: time_step_hours
-        (None, 0.5, ["+0.5 h", "+1 h", "+1.5 h"]),
-        ("not-a-frequency", None, ["+1 step", "+2 steps", "+3 steps"]),
-        (None, None, ["+1 step", "+2 steps", "+3 steps"]),
+        ("h", ["+1 h", "+2 h", "+3 h"]),
+        ("6h", ["+6 h", "+12 h", "+18 h"]),
+        ("D", ["+1 d", "+2 d", "+3 d"]),
+        ("MS", ["+1 month", "+2 months", "+3 months"]),
+        ("QS-DEC", ["+3 months", "+6 months", "+9 months"]),
+        ("YS-JAN", ["+1 year", "+2 years", "+3 years"]),
+        ("360D", ["+360 d", "+720 d", "+1080 d"]),
+        ("30min", ["+30 min", "+60 min", "+90 min"]),
+        ("not-a-frequency", ["+1 step", "+2 steps", "+3 steps"]),
+        (None, ["+1 step", "+2 steps", "+3 steps"]),
     ],
 )
-def test_lead_labels_in_the_data_time_unit(time_step, hours, labels):
-    assert [plots.lead_label(k, time_step, hours) for k in (1, 2, 3)] == labels
-    spec = make_spec(time_step=time_step)
-    spec.time_step_hours = hours
-    assert plots.lead_labels(spec) == labels
+def test_lead_labels_in_the_data_time_unit(time_step, labels):
+    assert [plots.lead_label(k, time_step) for k in (1, 2, 3)] == labels
+    assert plots.lead_labels(make_spec(time_step=time_step)) == labels
 
 
 @pytest.mark.parametrize(
-    "time_step, hours, values, label",
+    "hours, labels",
     [
-        ("6h", 6.0, [6, 12, 18], "lead time [h]"),
-        ("MS", None, [1, 2, 3], "lead time [months]"),
-        (None, 0.5, [0.5, 1.0, 1.5], "lead time [h]"),
-        (None, None, [1, 2, 3], "lead [steps]"),
+        (6.0, ["+6 h", "+12 h", "+18 h"]),
+        (24.0, ["+1 d", "+2 d", "+3 d"]),
+        (0.5, ["+30 min", "+60 min", "+90 min"]),
     ],
 )
-def test_lead_axis_of_the_error_plot(tmp_path, time_step, hours, values, label):
-    x, text = plots.lead_axis(3, time_step, hours)
+def test_lead_labels_of_an_old_checkpoint(hours, labels):
+    # a spec saved with time_step_hours alone: DataSpec.from_dict turns it into time_step
+    old = make_spec(time_step=None).to_dict()
+    del old["time_step"]
+    old["time_step_hours"] = hours
+    assert plots.lead_labels(DataSpec.from_dict(old)) == labels
+
+
+@pytest.mark.parametrize(
+    "time_step, values, label",
+    [
+        ("6h", [6, 12, 18], "lead time [h]"),
+        ("MS", [1, 2, 3], "lead time [months]"),
+        ("30min", [30, 60, 90], "lead time [min]"),
+        (None, [1, 2, 3], "lead [steps]"),
+    ],
+)
+def test_lead_axis_of_the_error_plot(tmp_path, time_step, values, label):
+    x, text = plots.lead_axis(3, time_step)
     assert x.tolist() == values and text == label
     curves = {"simvp": [1.0, 2.0, 3.0], "persistence": [2.0, 3.0, 4.0]}
-    path = plots.plot_error_vs_lead(curves, "rmse", tmp_path / "r.png", hours, time_step=time_step)
+    path = plots.plot_error_vs_lead(curves, "rmse", tmp_path / "r.png", time_step=time_step)
     assert path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

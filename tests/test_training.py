@@ -44,7 +44,7 @@ def tiny_spec(in_len: int = 4, out_len: int = 4, h: int = 8, w: int = 16) -> Dat
         normalizer=Normalizer(np.array([280.0]), np.array([5.0])),
         lat=np.linspace(-80, 80, h),
         lon=np.linspace(0, 360, w, endpoint=False),
-        time_step_hours=1.0,
+        time_step="h",
     )
 
 

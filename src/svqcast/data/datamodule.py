@@ -28,6 +28,7 @@ from svqcast.data.base import (
     WithClimatology,
     check_protocol,
 )
+from svqcast.data.gridded.identity import grid_permutation, in_units_of
 from svqcast.data.loaders import ResumableLoader, make_loader
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, DataError, SvqcastError, choices_error
@@ -174,8 +175,6 @@ class ForecastDataModule(L.LightningDataModule):
             return ""
         if mine.lat.shape != spec.lat.shape or mine.lon.shape != spec.lon.shape:
             return ""
-        from svqcast.data.gridded.identity import grid_permutation
-
         try:
             ilat, ilon = grid_permutation(spec.lat, spec.lon, mine.lat, mine.lon, where="data")
         except SvqcastError:
@@ -258,46 +257,6 @@ class ForecastDataModule(L.LightningDataModule):
         return self._saved_spec
 
 
-def in_units_of(data: DataSpec, target: DataSpec) -> DataSpec | None:
-    """``data``'s spec restated in ``target``'s units: each channel whose units differ
-    takes ``target``'s units, and its normalisation statistics are converted (``mean *
-    scale + offset``, ``std * scale``, with ``value_target = value_data * scale + offset``
-    from :func:`svqcast.data.gridded.units.conversion`). The normalised values are unchanged by
-    such a restatement. ``data`` itself when no units differ; None when the channels
-    differ otherwise, or a pair of units has no increasing affine conversion."""
-    if len(data.channels) != len(target.channels):
-        return None
-    if all(a.units == b.units for a, b in zip(data.channels, target.channels)):
-        return data
-    from svqcast.data.gridded.units import conversion
-    from svqcast.data.spec import Normalizer
-
-    mean = data.normalizer.mean.copy()
-    std = data.normalizer.std.copy()
-    if mean.shape[0] != len(data.channels):
-        return None
-    channels = []
-    for i, (mine, theirs) in enumerate(zip(data.channels, target.channels)):
-        if mine.units != theirs.units:
-            if dataclasses.replace(mine, units=theirs.units) != theirs:
-                return None  # another channel, not only other units
-            conv = conversion(mine.units, theirs.units)
-            if conv is None or not conv[0] > 0:
-                return None
-            scale, offset = conv
-            mean[i] = mean[i] * scale + offset
-            std[i] = std[i] * scale
-        channels.append(dataclasses.replace(mine, units=theirs.units))
-    changes: dict = {"channels": tuple(channels), "normalizer": Normalizer(mean, std)}
-    if data.attrs and isinstance(data.attrs.get("variables"), dict):  # attributes to write back
-        variables = {k: dict(v) for k, v in data.attrs["variables"].items()}
-        for c in channels:
-            if c.variable in variables and "units" in variables[c.variable]:
-                variables[c.variable]["units"] = c.units
-        changes["attrs"] = {**data.attrs, "variables": variables}
-    return dataclasses.replace(data, **changes)
-
-
 def _units_list(spec: DataSpec) -> str:
     return ", ".join(dict.fromkeys(c.units or "no units" for c in spec.channels))
 
@@ -325,7 +284,3 @@ class Reordered(Dataset):
         set_epoch = getattr(self.dataset, "set_epoch", None)
         if callable(set_epoch):
             set_epoch(epoch)
-
-
-# The engine's name for the same module (before the resumable loaders moved in here).
-EngineDataModule = ForecastDataModule

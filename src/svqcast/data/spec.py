@@ -14,6 +14,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from svqcast.data.gridded.times import hours_step, same_calendar, same_step
+
 Convention = Literal["weather", "video"]
 
 
@@ -112,12 +114,12 @@ class DataSpec:
     normalizer: Normalizer
     lat: np.ndarray | None = None  # (H,) degrees north, weather only
     lon: np.ndarray | None = None  # (W,) degrees east, weather only
-    time_step_hours: float | None = None  # spacing of frames when time is known
     data_range: tuple[float, float] | None = None  # physical range (video: (0, 1))
     extra: dict[str, Any] = field(default_factory=dict)
     # The data identity (filled by the readers of files with coordinates; None otherwise):
     # time_step: the spacing of frames as a frequency string xarray understands ("h", "6h",
-    # "D", "MS", "YS-JAN", "360D", ...); calendar: the CF calendar of the time axis;
+    # "D", "MS", "YS-JAN", "360D", ...; the one step, read by svqcast.data.gridded.times);
+    # calendar: the CF calendar of the time axis;
     # dims: the source's dim names by role ({"time": "valid_time", "lat": "latitude",
     # "lon": "longitude", "level": "pressure_level"}); attrs: JSON-safe attributes to write
     # back ({"variables": {name: attrs}, "coords": {name: attrs}}).
@@ -160,9 +162,9 @@ class DataSpec:
             if mine is not None and not np.allclose(mine, theirs, rtol=0, atol=1e-6):
                 i = int(np.argmax(~np.isclose(mine, theirs, rtol=0, atol=1e-6)))
                 return f"{what}[{i}]: {mine[i]:g} vs {theirs[i]:g}"
-        for what in ("time_step", "calendar"):
+        for what, same in (("time_step", same_step), ("calendar", same_calendar)):
             mine, theirs = getattr(self, what), getattr(other, what)
-            if mine is not None and theirs is not None and mine != theirs:
+            if not same(mine, theirs):
                 return f"{what}: {mine} vs {theirs}"
         for stat in ("mean", "std"):
             mine = getattr(self.normalizer, stat)
@@ -187,6 +189,10 @@ class DataSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataSpec:
         d = dict(d)
+        # saved by an older svqcast: the step in hours (6.0), beside or instead of time_step
+        hours = d.pop("time_step_hours", None)
+        if d.get("time_step") is None and hours:
+            d["time_step"] = hours_step(hours)  # 6.0 -> "6h", 24.0 -> "D"
         d["channels"] = tuple(Channel(**c) for c in d["channels"])
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(d) - known)

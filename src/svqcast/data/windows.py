@@ -3,7 +3,9 @@
 Two kinds of data:
 
 - one long series (weather, the user's arrays): a (T, C, H, W) array cut into overlapping
-  windows by :func:`window_starts` and served by :class:`ArrayWindows`;
+  windows by :func:`window_starts` (frame counts) or :func:`contiguous_starts` (timed
+  frames: windows without a gap in time, by :func:`gapless_starts`, the rule forecasts use
+  too) and served by :class:`ArrayWindows`;
 - independent samples (TaxiBJ, Moving MNIST test clips, video clips): an (N, T, C, H, W)
   array (or separate inputs and targets) served by :class:`SampleWindows`.
 
@@ -66,6 +68,42 @@ def window_offsets(in_len: int, out_len: int, step: int = 1) -> np.ndarray:
     return np.arange(int(in_len) + int(out_len), dtype=np.int64) * int(step)
 
 
+def gapless_starts(
+    times: np.ndarray,
+    span: int,
+    frame_step: np.timedelta64 | str | None = None,
+    *,
+    where: str = "series",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The one rule for windows without a gap in time, for training and forecasts alike.
+
+    Frames ``i`` and ``i + 1`` are consecutive when ``times[i + 1]`` is the next position
+    after ``times[i]`` on the regular grid of ``frame_step``: a frequency string ("6h",
+    "D", "MS": calendar steps such as months count grid positions, see
+    :func:`svqcast.data.gridded.times.step_index`), a timedelta64, or None for the smallest
+    spacing found. Returns ``(starts, runs)``: every start ``s`` whose ``span`` frames
+    ``s .. s + span - 1`` are consecutive, and the (T,) id of the run without a gap each
+    frame belongs to. ``times`` (datetime64 or cftime dates) must be strictly increasing.
+    """
+    times = np.asarray(times)
+    gaps = np.diff(times_to_seconds(times))
+    if np.any(gaps <= 0):
+        raise DataError(f"{where}: time coordinate is not strictly increasing")
+    if isinstance(frame_step, str):
+        broken = np.diff(step_index(times, frame_step)) != 1
+    else:
+        dt = (
+            gaps.min()
+            if frame_step is None
+            else int(np.timedelta64(frame_step) / np.timedelta64(1, "s"))
+        )
+        broken = gaps != dt
+    runs = np.concatenate([[0], np.cumsum(broken)])  # (T,) id of each regular run
+    candidates = np.arange(0, max(len(times) - int(span) + 1, 0), dtype=np.int64)
+    starts = candidates[runs[candidates] == runs[candidates + int(span) - 1]]
+    return starts, runs
+
+
 def contiguous_starts(
     times: np.ndarray,
     offsets: np.ndarray,
@@ -78,9 +116,9 @@ def contiguous_starts(
 
     ``times`` (datetime64 or cftime dates, increasing) may have gaps (e.g. split years); a
     window is valid when every frame between its first and last lies on the regular grid of
-    ``frame_step``: a timedelta64, a frequency string ("6h", "D", "MS": calendar steps
-    such as months count grid positions), or None for the smallest spacing found. Starts
-    advance by ``stride``.
+    ``frame_step`` (:func:`gapless_starts`): a timedelta64, a frequency string ("6h", "D",
+    "MS": calendar steps such as months count grid positions), or None for the smallest
+    spacing found. Starts advance by ``stride``.
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     span = int(offsets.max()) + 1
@@ -92,23 +130,7 @@ def contiguous_starts(
             f"{where} has {n} frames but one window needs {span} consecutive frames; "
             "use more data (e.g. more years) or shorter windows"
         )
-    seconds = times_to_seconds(np.asarray(times))
-    gaps = np.diff(seconds)
-    if np.any(gaps <= 0):
-        raise DataError(f"{where}: time coordinate is not strictly increasing")
-    if isinstance(frame_step, str):
-        broken = np.diff(step_index(np.asarray(times), frame_step)) != 1
-    else:
-        dt = (
-            gaps.min()
-            if frame_step is None
-            else int(np.timedelta64(frame_step) / np.timedelta64(1, "s"))
-        )
-        broken = gaps != dt
-    segment = np.concatenate([[0], np.cumsum(broken)])  # (T,) id of each regular run
-    candidates = np.arange(0, n - span + 1, dtype=np.int64)
-    ok = segment[candidates] == segment[candidates + span - 1]
-    starts = candidates[ok]
+    starts, segment = gapless_starts(times, span, frame_step, where=where)
     if stride > 1:
         # stride counts frames from the start of each regular run
         first = np.searchsorted(segment, segment[starts])
@@ -414,6 +436,7 @@ __all__ = [
     "MONTH_HOUR_PHASES",
     "ArrayWindows",
     "contiguous_starts",
+    "gapless_starts",
     "SampleWindows",
     "SubsetWindows",
     "climatology_phases",

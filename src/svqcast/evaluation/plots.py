@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from svqcast.data.gridded.times import step_unit
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, DataError
 from svqcast.evaluation.baselines import BASELINES
@@ -53,45 +54,7 @@ def default_leads(out_len: int) -> list[int]:
 
 # ----------------------------------------------------------------------------- lead times
 
-# offset class (xarray's or pandas') -> (steps of the unit per n, unit); words get plurals
-_OFFSET_UNITS: dict[str, tuple[int, str]] = {
-    "Day": (1, "d"),
-    "Hour": (1, "h"),
-    "Minute": (1, "min"),
-    "Second": (1, "s"),
-    "Millisecond": (1, "ms"),
-    "Milli": (1, "ms"),
-    "Microsecond": (1, "us"),
-    "Micro": (1, "us"),
-    "Week": (1, "week"),
-    "MonthBegin": (1, "month"),
-    "MonthEnd": (1, "month"),
-    "QuarterBegin": (3, "month"),
-    "QuarterEnd": (3, "month"),
-    "YearBegin": (1, "year"),
-    "YearEnd": (1, "year"),
-}
-_WORDS = ("week", "month", "year")
-
-
-def step_unit(time_step: str | None) -> tuple[float, str] | None:
-    """One frame step as (amount, unit) from an xarray frequency string: "6h" -> (6, "h"),
-    "D" -> (1, "d"), "360D" -> (360, "d"), "MS" -> (1, "month"), "QS" -> (3, "month"),
-    "YS-JAN" -> (1, "year"); None when absent or not a regular calendar step."""
-    if not time_step:
-        return None
-    from pandas.tseries.frequencies import to_offset as pandas_offset
-    from xarray.coding.cftime_offsets import to_offset as xarray_offset
-
-    for parse in (xarray_offset, pandas_offset):  # xarray's names first ("A", "M", "H" too)
-        try:
-            offset = parse(str(time_step))
-        except (ValueError, TypeError, KeyError):
-            continue
-        unit = _OFFSET_UNITS.get(type(offset).__name__)
-        if unit is not None and offset.n > 0:
-            return float(offset.n * unit[0]), unit[1]
-    return None
+_WORDS = ("week", "month", "year")  # units of step_unit that get plurals
 
 
 def _with_unit(value: float, unit: str) -> str:
@@ -99,17 +62,13 @@ def _with_unit(value: float, unit: str) -> str:
     return f"{value:g} {unit}{plural}"
 
 
-def lead_label(
-    lead: int, time_step: str | None = None, time_step_hours: float | None = None
-) -> str:
+def lead_label(lead: int, time_step: str | None = None) -> str:
     """Lead ``lead`` (1-based frame) as a time in the data's own unit: "+6 h", "+1 d",
-    "+2 months", "+360 d"; from ``time_step_hours`` ("+0.5 h") when the step is no known
-    frequency string; "+3 steps" without times."""
+    "+2 months", "+360 d"; "+3 steps" without times or when the step is no known frequency
+    string."""
     unit = step_unit(time_step)
     if unit is not None:
         return "+" + _with_unit(lead * unit[0], unit[1])
-    if time_step_hours:
-        return f"+{lead * time_step_hours:g} h"
     return f"+{lead} step" + ("s" if lead != 1 else "")
 
 
@@ -117,25 +76,20 @@ def lead_labels(spec: Any, out_len: int | None = None) -> list[str]:
     """:func:`lead_label` of leads 1 .. ``out_len`` (default ``spec.out_len``) of a DataSpec."""
     t_out = int(out_len if out_len is not None else spec.out_len)
     step = getattr(spec, "time_step", None)
-    hours = getattr(spec, "time_step_hours", None)
-    return [lead_label(k, step, hours) for k in range(1, t_out + 1)]
+    return [lead_label(k, step) for k in range(1, t_out + 1)]
 
 
-def lead_axis(
-    out_len: int, time_step: str | None = None, time_step_hours: float | None = None
-) -> tuple[np.ndarray, str]:
+def lead_axis(out_len: int, time_step: str | None = None) -> tuple[np.ndarray, str]:
     """x values of leads 1 .. out_len and the axis label, in the unit of :func:`lead_label`."""
     k = np.arange(1, out_len + 1, dtype=np.float64)
     unit = step_unit(time_step)
     if unit is not None:
         return k * unit[0], f"lead time [{unit[1]}{'s' if unit[1] in _WORDS else ''}]"
-    if time_step_hours:
-        return k * time_step_hours, "lead time [h]"
     return k, "lead [steps]"
 
 
 def _lead_label(lead: int, spec: DataSpec) -> str:
-    label = lead_label(lead, getattr(spec, "time_step", None), spec.time_step_hours)
+    label = lead_label(lead, getattr(spec, "time_step", None))
     return f"lead {lead}" if label.endswith(("step", "steps")) else f"lead {lead} ({label})"
 
 
@@ -240,11 +194,10 @@ def plot_error_vs_lead(
     per_lead: Mapping[str, Sequence[float]],
     metric: str,
     path: str | os.PathLike,
-    time_step_hours: float | None = None,
     time_step: str | None = None,
 ) -> Path:
     """One curve per model or baseline of ``metric`` against lead time (baselines dashed),
-    in the unit of ``time_step`` (a frequency string), else hours, else steps."""
+    in the unit of ``time_step`` (a frequency string), else steps."""
     if not per_lead:
         raise ConfigError("plot_error_vs_lead needs at least one curve (model or baseline)")
     curves = {name: np.asarray(v, dtype=np.float64).reshape(-1) for name, v in per_lead.items()}
@@ -255,7 +208,7 @@ def plot_error_vs_lead(
     ax = fig.add_subplot()
     xlabel = ""
     for name, v in curves.items():
-        leads, xlabel = lead_axis(v.size, time_step, time_step_hours)
+        leads, xlabel = lead_axis(v.size, time_step)
         style = "--" if name in BASELINES else "-"
         ax.plot(leads, v, style, marker="o", markersize=3, label=name)
     ax.set_xlabel(xlabel)

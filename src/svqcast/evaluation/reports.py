@@ -354,7 +354,6 @@ def write_test_plots(
                     curves,
                     metric,
                     out / f"{metric}_vs_lead.png",
-                    getattr(spec, "time_step_hours", None),
                     time_step=getattr(spec, "time_step", None),
                 )
             )

@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from svqcast.data.gridded.identity import Mapping, fixed_step, match
+from svqcast.data.gridded.identity import Mapping, match
 from svqcast.data.gridded.reader import Fields, open_dataset, read_fields
-from svqcast.data.gridded.times import fmt_time
+from svqcast.data.gridded.times import advance, fixed_step, fmt_time
 from svqcast.data.spec import DataSpec
+from svqcast.data.windows import gapless_starts
 from svqcast.errors import CheckpointError, ConfigError, DataError
 from svqcast.training.checkpoints import check_state_dict
 from svqcast.training.module import ForecastModule
@@ -116,7 +117,7 @@ def forecast(
         names = {c.variable or c.name for c in fields.channels}
         renamed = variables is not None and not names & set(checkpoint_variables(spec)[0])
         mapping = match(spec, fields, time_tolerance=time_tolerance, by_position=renamed)
-        starts = window_starts(fields, spec, windows, time_tolerance)
+        starts = forecast_starts(fields, spec, windows)
         _check_finite(fields, mapping, starts, spec.in_len)
         pred = _run(module, mapping.to_model(fields.data), starts, batch_size, progress)
         skipped = ds.sizes[fields.dims["time"]] - tail.sizes[fields.dims["time"]]
@@ -177,63 +178,27 @@ def _read(ds, spec: DataSpec, variables, levels, time_tolerance, source, dims) -
     return fields
 
 
-def _seconds(times, calendar: str | None) -> np.ndarray | None:
-    """Times as float seconds (for gap checks), or None without times."""
-    if times is None or len(times) == 0:
-        return None
-    times = np.asarray(times)
-    if np.issubdtype(times.dtype, np.datetime64):
-        return times.astype("datetime64[ns]").astype(np.int64) / 1e9
-    import cftime
-
-    return np.asarray(
-        cftime.date2num(list(times), "seconds since 1970-01-01", calendar=calendar),
-        dtype=np.float64,
-    )
-
-
-def _advance(times: np.ndarray, k: int, step: str, calendar: str | None) -> np.ndarray:
-    """``times`` moved by ``k`` steps (datetime64 or cftime objects)."""
-    fixed = fixed_step(step, calendar)
-    times = np.asarray(times)
-    if np.issubdtype(times.dtype, np.datetime64):
-        if fixed is not None:
-            return times + k * np.timedelta64(int(fixed.total_seconds() * 1e9), "ns")
-        import pandas as pd
-
-        off = pd.tseries.frequencies.to_offset(step)
-        return np.asarray([np.datetime64(pd.Timestamp(t) + k * off, "ns") for t in times])
-    if fixed is not None:
-        return np.asarray([t + k * fixed for t in times], dtype=object)
-    from xarray.coding.cftime_offsets import to_offset
-
-    off = to_offset(step)
-    return np.asarray([t + k * off for t in times], dtype=object)
-
-
-def window_starts(fields: Fields, spec: DataSpec, windows: str, time_tolerance: float) -> list[int]:
-    """Start indices of the windows to forecast from (see :func:`forecast`)."""
+def forecast_starts(fields: Fields, spec: DataSpec, windows: str) -> list[int]:
+    """Start indices of the windows to forecast from (see :func:`forecast`): the last
+    window, or every window without a gap in time
+    (:func:`svqcast.data.windows.gapless_starts`, the rule training windows follow; the
+    reader has put the times on the step's grid, within ``time_tolerance``)."""
     n, t_total = spec.in_len, fields.data.shape[0]
     if t_total < n:
         raise DataError(
             f"input {fields.source}: {t_total} frames; the checkpoint needs {n} input frames"
         )
     step = fields.time_step or spec.time_step
-    secs = _seconds(fields.times, fields.calendar)
-    if secs is None or step is None or t_total < 2:
-        ok = np.ones(max(t_total - 1, 0), dtype=bool)
+    if fields.times is None or len(fields.times) == 0 or step is None or t_total < 2:
+        starts = np.arange(t_total - n + 1)
+        runs = np.zeros(t_total, dtype=np.int64)
     else:
-        after = _advance(fields.times[:-1], 1, step, fields.calendar)
-        expected = _seconds(after, fields.calendar)
-        span = expected - secs[:-1]
-        ok = np.abs(secs[1:] - expected) <= time_tolerance * np.abs(span) + 1e-3
-    # a window [s, s + n) is consecutive when ok[s : s + n - 1] all hold
-    bad = np.concatenate([[0], np.cumsum(~ok)])
-    starts = [s for s in range(t_total - n + 1) if bad[s + n - 1] - bad[s] == 0]
+        starts, runs = gapless_starts(fields.times, n, step, where=f"input {fields.source}")
+    starts = [int(s) for s in starts]
     if windows == "last":  # (only the file's last frames may have been read: say just that)
         last = t_total - n
         if last not in starts:
-            i = last + int(np.flatnonzero(~ok[last:])[0])
+            i = last + int(np.flatnonzero(np.diff(runs)[last:])[0])
             raise DataError(
                 f"input {fields.source}: the last {n} frames are not consecutive steps of "
                 f"{step} (gap after {fmt_time(fields.times[i])}); pass windows='all' "
@@ -349,7 +314,7 @@ def _dataset(ds, fields: Fields, spec: DataSpec, mapping: Mapping, pred, starts,
             time_attrs.pop(key, None)
         coords["time"] = ("time", init, time_attrs)
         if step is not None:
-            valid = np.stack([_advance(init, int(j), step, fields.calendar) for j in k], axis=1)
+            valid = np.stack([advance(init, int(j), step, fields.calendar) for j in k], axis=1)
             coords["valid_time"] = (("time", "prediction_timedelta"), valid)
     else:
         coords["time"] = (

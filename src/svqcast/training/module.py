@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from svqcast.data.gridded.identity import check_same_data
 from svqcast.data.spec import DataSpec
-from svqcast.errors import CheckpointError, ConfigError, SvqcastError, choices_error
+from svqcast.errors import ConfigError, SvqcastError, choices_error
 from svqcast.evaluation import baselines
 from svqcast.evaluation.reports import write_test_plots, write_test_report
 from svqcast.training.checkpoints import check_state_dict, rng_states, set_rng_states
@@ -89,49 +90,6 @@ def differential_divergence(
 
 
 # --------------------------------------------------------------------------- the module
-
-
-def check_same_data(trained: DataSpec, data: DataSpec) -> None:
-    """CheckpointError naming the first way ``data`` differs from the data the model was
-    trained on (``DataSpec.first_difference``); the same grid in another lat/lon order is
-    named as such (fit and test need the checkpoint's order; predict maps layouts). Other
-    units pass when a safe conversion exists (K/degC) and the statistics converted to the
-    checkpoint's units equal its own: the normalised data is then the same."""
-    diff = trained.first_difference(data)
-    if diff is None:
-        return
-    hint = "use the dataset options and files of the checkpoint's run (its config.yaml)"
-    if diff.startswith("units"):
-        from svqcast.data.datamodule import in_units_of
-
-        converted = in_units_of(data, trained)
-        if converted is None:
-            hint = f"there is no safe conversion between these units; {hint}"
-        else:
-            after = trained.first_difference(converted)
-            if after is None:
-                return  # the same data in convertible units
-            pairs = sorted(
-                {(a.units, b.units) for a, b in zip(data.channels, trained.channels) if a != b}
-            )
-            diff = f"{after} after converting " + ", ".join(f"{a} to {b}" for a, b in pairs)
-    grids = (trained.lat, trained.lon, data.lat, data.lon)
-    if diff.startswith(("lat", "lon")) and all(g is not None for g in grids):  # not aligned
-        from svqcast.data.gridded.identity import grid_permutation
-
-        try:
-            grid_permutation(trained.lat, trained.lon, data.lat, data.lon, where="the data")
-            hint = (
-                "it is the same grid in another lat/lon order: the svqcast command and "
-                "ForecastDataModule.align_to reorder it, svqcast predict and "
-                "svqcast.forecast map layouts"
-            )
-        except SvqcastError:
-            pass
-    raise CheckpointError(
-        f"the data differs from the data the model was trained on: {diff} "
-        f"(trained vs given); {hint}"
-    )
 
 
 def _find_quantizers(model: nn.Module) -> list[nn.Module]:

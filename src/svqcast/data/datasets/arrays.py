@@ -32,10 +32,10 @@ from svqcast.data.base import PROTOCOL_ALIASES, PROTOCOLS, Splits
 from svqcast.data.gridded.reader import (
     Fields,
     read_fields,
-    step_hours,
     times_to_seconds,
 )
 from svqcast.data.gridded.reader import check_values as reader_check_values
+from svqcast.data.gridded.times import hours_step
 from svqcast.data.spec import DataSpec, Normalizer
 from svqcast.data.windows import (
     ArrayWindows,
@@ -117,7 +117,7 @@ def read(root: str | Path, opts: dict[str, Any]) -> Fields:
     path = _resolve(root, opts["path"])
     step = opts["time_step"]
     if step is None and opts["start"] is not None:
-        step = f"{float(opts['time_step_hours'] or 1.0):g}h"
+        step = hours_step(opts["time_step_hours"] or 1.0)
     levels = opts["levels"]
     if levels is not None and not isinstance(levels, list | tuple):
         levels = [levels]
@@ -317,7 +317,6 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         normalizer=norm,
         lat=fields.lat,
         lon=fields.lon,
-        time_step_hours=step_hours(fields.time_step),
         data_range=(0.0, 1.0) if convention == "video" else None,
         extra={
             "path": str(path),

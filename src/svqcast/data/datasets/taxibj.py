@@ -30,7 +30,7 @@ from svqcast.errors import ConfigError, DataError, DataNotFoundError
 FILE = "taxibj/dataset.npz"
 KEYS = ("X_train", "Y_train", "X_test", "Y_test")
 FRAMES, CHANNELS, SIZE = 4, ("inflow", "outflow"), 32
-TIME_STEP_HOURS = 0.5
+TIME_STEP = "30min"  # frames every half hour
 # SampleWindows applies normalize(v) = (v - (-1)) / 2, which maps OpenSTL's [-1, 1] to [0, 1].
 TO_UNIT = Normalizer(np.full(len(CHANNELS), -1.0), np.full(len(CHANNELS), 2.0))
 
@@ -129,8 +129,7 @@ def load(
     val = test if protocol == "openstl" else windows(x_train, y_train, val_idx)
     climatology = _train_mean(x_train, y_train, train_idx)
     spec = video_spec(name, in_len, out_len, CHANNELS, SIZE, SIZE, protocol)
-    spec.time_step_hours = TIME_STEP_HOURS
-    spec.time_step = "30min"  # frames every half hour
+    spec.time_step = TIME_STEP
     spec.extra["climatology"] = (
         "overall mean per grid cell over every input and target frame of the training samples"
     )

@@ -450,7 +450,6 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         normalizer=norm,
         lat=meta["lat"],
         lon=meta["lon"],
-        time_step_hours=float(ws.step_hours),
         extra={
             "years": {k: list(v) for k, v in years.items()},
             "levels": None if levels is None else list(levels),

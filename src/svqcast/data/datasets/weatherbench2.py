@@ -67,7 +67,6 @@ from svqcast.data.gridded.times import (
     calendar_of,
     canonical_step,
     checked_times,
-    step_hours,
     step_seconds,
     times_to_seconds,
 )
@@ -482,7 +481,6 @@ def load(name: str, root: str | Path, **options: Any) -> Splits:
         normalizer=norm,
         lat=sel.lat,
         lon=sel.lon,
-        time_step_hours=step_hours(step),
         extra={
             "path": source,
             "lazy": True,

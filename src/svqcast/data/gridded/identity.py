@@ -12,6 +12,11 @@ refuses what cannot be mapped, naming both sides:
 - refused: another grid, incompatible units, an input without units where the checkpoint
   has them, a missing variable or level, another time step or calendar.
 
+The same identity between two specs (the data given to test or resume a checkpoint vs the
+checkpoint's) is :func:`check_same_data`: the first difference named, other units accepted
+where :func:`in_units_of` restates the same data. Time steps and calendars compare through
+:func:`svqcast.data.gridded.times.same_step` and ``same_calendar`` on both paths.
+
 Inputs without coordinates (``.npy``/``.npz``) are matched by shape only: channels by
 position, the grid and units taken to be the checkpoint's.
 
@@ -21,27 +26,20 @@ forecast computed through it sees the same tensor whichever layout the file had.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from svqcast.data.gridded.reader import Fields
+from svqcast.data.gridded.times import same_calendar, same_step
 from svqcast.data.gridded.units import conversion
-from svqcast.data.spec import Channel, DataSpec
-from svqcast.errors import DataError
+from svqcast.data.spec import Channel, DataSpec, Normalizer
+from svqcast.errors import CheckpointError, DataError, SvqcastError
 
 ATOL_DEG = 1e-6
 # coordinates stored as float32 (common in netCDF) are off by up to half an ulp: 2**-24 * |v|
 F32_RTOL = 2.0**-23
-
-# CF calendar names that are the same calendar for dates after 1582
-_CALENDAR_ALIASES = {
-    "gregorian": "standard",
-    "proleptic_gregorian": "standard",
-    "365_day": "noleap",
-    "366_day": "all_leap",
-}
 
 
 def describe_axis(values: np.ndarray) -> str:
@@ -110,59 +108,6 @@ def grid_permutation(
     ilat = _axis_index(spec_lat, lat, name="lat", where=where, period=None)
     ilon = _axis_index(spec_lon, lon, name="lon", where=where, period=360.0)
     return ilat, ilon
-
-
-def same_calendar(a: str | None, b: str | None) -> bool:
-    if a is None or b is None:
-        return True
-    return _CALENDAR_ALIASES.get(a.lower(), a.lower()) == _CALENDAR_ALIASES.get(
-        b.lower(), b.lower()
-    )
-
-
-def same_step(a: str | None, b: str | None) -> bool:
-    """Whether two xarray frequency strings are the same step ("h" == "1h" == "60min")."""
-    if a is None or b is None or a == b:
-        return True
-    from xarray.coding.cftime_offsets import to_offset
-
-    try:
-        if to_offset(a) == to_offset(b):
-            return True
-    except Exception:  # noqa: BLE001 - an unparsable frequency string is simply not equal
-        return False
-    da, db = fixed_step(a), fixed_step(b)  # "D" == "24h", "h" == "60min"
-    return da is not None and da == db
-
-
-def fixed_step(step: str | None, calendar: str | None = None):
-    """The length of ``step`` (an xarray frequency string) as a ``datetime.timedelta`` when
-    it is the same for every date in ``calendar`` ("6h", "D", "360D"; "MS" and "YS" in the
-    360_day calendar; "YS" in noleap), else None ("MS" and "YS" in the standard calendar,
-    unparsable strings)."""
-    if step is None:
-        return None
-    return _fixed_step(step, _CALENDAR_ALIASES.get((calendar or "standard").lower(), calendar))
-
-
-@lru_cache(maxsize=64)
-def _fixed_step(step: str, calendar: str | None):
-    import xarray as xr
-
-    try:  # 60 steps from a leap year's start cover month and leap-year lengths
-        dates = xr.date_range(
-            "2000-01-01", periods=60, freq=step, calendar=calendar or "standard", use_cftime=True
-        )
-    except Exception:  # noqa: BLE001 - an unparsable frequency or calendar: not fixed
-        return None
-    diffs = {dates[i + 1] - dates[i] for i in range(len(dates) - 1)}
-    return diffs.pop() if len(diffs) == 1 else None
-
-
-def step_hours(step: str | None, calendar: str | None = None) -> float | None:
-    """The length of a fixed step in hours (see :func:`fixed_step`), else None."""
-    d = fixed_step(step, calendar)
-    return None if d is None else d.total_seconds() / 3600.0
 
 
 @dataclass
@@ -314,14 +259,9 @@ def match(
         if np.array_equal(ilon, np.arange(ilon.size)):
             ilon = None
     # time
-    mine = spec.time_step
-    if mine is None and spec.time_step_hours and fields.time_step is not None:
-        mine = f"{spec.time_step_hours:g}h"  # a checkpoint from before time_step existed
-        if step_hours(fields.time_step) is None:
-            mine = None
-    if not same_step(mine, fields.time_step):
+    if not same_step(spec.time_step, fields.time_step):
         raise DataError(
-            f"{where}: time step: checkpoint {mine} vs input {fields.time_step}; "
+            f"{where}: time step: checkpoint {spec.time_step} vs input {fields.time_step}; "
             "resample the input to the checkpoint's step"
         )
     if not same_calendar(spec.calendar, fields.calendar):
@@ -337,4 +277,83 @@ def match(
         ilat=ilat,
         ilon=ilon,
         shape_only=shape_only,
+    )
+
+
+# --------------------------------------------------------------------------- spec to spec
+
+
+def in_units_of(data: DataSpec, target: DataSpec) -> DataSpec | None:
+    """``data``'s spec restated in ``target``'s units: each channel whose units differ
+    takes ``target``'s units, and its normalisation statistics are converted (``mean *
+    scale + offset``, ``std * scale``, with ``value_target = value_data * scale + offset``
+    from :func:`svqcast.data.gridded.units.conversion`). The normalised values are unchanged by
+    such a restatement. ``data`` itself when no units differ; None when the channels
+    differ otherwise, or a pair of units has no increasing affine conversion."""
+    if len(data.channels) != len(target.channels):
+        return None
+    if all(a.units == b.units for a, b in zip(data.channels, target.channels)):
+        return data
+    mean = data.normalizer.mean.copy()
+    std = data.normalizer.std.copy()
+    if mean.shape[0] != len(data.channels):
+        return None
+    channels = []
+    for i, (mine, theirs) in enumerate(zip(data.channels, target.channels)):
+        if mine.units != theirs.units:
+            if dataclasses.replace(mine, units=theirs.units) != theirs:
+                return None  # another channel, not only other units
+            conv = conversion(mine.units, theirs.units)
+            if conv is None or not conv[0] > 0:
+                return None
+            scale, offset = conv
+            mean[i] = mean[i] * scale + offset
+            std[i] = std[i] * scale
+        channels.append(dataclasses.replace(mine, units=theirs.units))
+    changes: dict = {"channels": tuple(channels), "normalizer": Normalizer(mean, std)}
+    if data.attrs and isinstance(data.attrs.get("variables"), dict):  # attributes to write back
+        variables = {k: dict(v) for k, v in data.attrs["variables"].items()}
+        for c in channels:
+            if c.variable in variables and "units" in variables[c.variable]:
+                variables[c.variable]["units"] = c.units
+        changes["attrs"] = {**data.attrs, "variables": variables}
+    return dataclasses.replace(data, **changes)
+
+
+def check_same_data(trained: DataSpec, data: DataSpec) -> None:
+    """CheckpointError naming the first way ``data`` differs from the data the model was
+    trained on (``DataSpec.first_difference``); the same grid in another lat/lon order is
+    named as such (fit and test need the checkpoint's order; predict maps layouts). Other
+    units pass when a safe conversion exists (K/degC) and the statistics converted to the
+    checkpoint's units equal its own: the normalised data is then the same."""
+    diff = trained.first_difference(data)
+    if diff is None:
+        return
+    hint = "use the dataset options and files of the checkpoint's run (its config.yaml)"
+    if diff.startswith("units"):
+        converted = in_units_of(data, trained)
+        if converted is None:
+            hint = f"there is no safe conversion between these units; {hint}"
+        else:
+            after = trained.first_difference(converted)
+            if after is None:
+                return  # the same data in convertible units
+            pairs = sorted(
+                {(a.units, b.units) for a, b in zip(data.channels, trained.channels) if a != b}
+            )
+            diff = f"{after} after converting " + ", ".join(f"{a} to {b}" for a, b in pairs)
+    grids = (trained.lat, trained.lon, data.lat, data.lon)
+    if diff.startswith(("lat", "lon")) and all(g is not None for g in grids):  # not aligned
+        try:
+            grid_permutation(trained.lat, trained.lon, data.lat, data.lon, where="the data")
+            hint = (
+                "it is the same grid in another lat/lon order: the svqcast command and "
+                "ForecastDataModule.align_to reorder it, svqcast predict and "
+                "svqcast.forecast map layouts"
+            )
+        except SvqcastError:
+            pass
+    raise CheckpointError(
+        f"the data differs from the data the model was trained on: {diff} "
+        f"(trained vs given); {hint}"
     )

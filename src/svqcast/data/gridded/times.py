@@ -1,15 +1,49 @@
-"""Time axes for :mod:`svqcast.data.gridded.reader`: calendars, steps, and the checks that times
-are sorted, unique and on the step's grid (within a tolerance). datetime64 and cftime
-times alike: differences are taken in whole seconds in the times' own calendar.
+"""Time axes: the one home of calendars and steps, and the checks that times are sorted,
+unique and on the step's grid (within a tolerance). datetime64 and cftime times alike:
+differences are taken in whole seconds in the times' own calendar.
+
+- calendars: :func:`canonical_calendar` (the one table of CF calendar aliases),
+  :func:`calendar_of`, :func:`same_calendar`;
+- steps (xarray frequency strings: "h", "6h", "D", "MS", "YS-JAN", "360D", ...):
+  :func:`canonical_step` (parse and spell one way; :func:`hours_step` for a length in
+  hours), :func:`fixed_step` /
+  :func:`step_seconds` (the length of a step in a calendar, None when it varies),
+  :func:`same_step`, :func:`step_unit` (a step as an amount of a unit, for labels),
+  :func:`advance` (times moved by k steps), :func:`step_index`
+  (positions on the step grid, which tell consecutive frames from gaps).
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 
 from svqcast.errors import ConfigError, DataError
 
-_CALENDARS = {"gregorian": "standard", "365_day": "noleap", "366_day": "all_leap"}
+# CF calendar names -> one name per calendar. "proleptic_gregorian" is "standard" for the
+# dates after 1582 that data has: the two compare equal, but times keep their own name
+# (:func:`calendar_of`), with which cftime computes.
+_CALENDARS = {
+    "gregorian": "standard",
+    "proleptic_gregorian": "standard",
+    "365_day": "noleap",
+    "366_day": "all_leap",
+}
+
+
+def canonical_calendar(calendar: str | None) -> str:
+    """One name per CF calendar ("gregorian" -> "standard", "365_day" -> "noleap", ...;
+    None -> "standard")."""
+    cal = str(calendar or "standard").lower()
+    return _CALENDARS.get(cal, cal)
+
+
+def same_calendar(a: str | None, b: str | None) -> bool:
+    """Whether two CF calendar names are the same calendar (None matches any)."""
+    if a is None or b is None:
+        return True
+    return canonical_calendar(a) == canonical_calendar(b)
 
 
 def fmt_time(t) -> str:
@@ -25,7 +59,7 @@ def calendar_of(times: np.ndarray) -> str:
     if np.issubdtype(np.asarray(times).dtype, np.datetime64) or len(times) == 0:
         return "standard"
     cal = str(getattr(times[0], "calendar", "standard") or "standard").lower()
-    return _CALENDARS.get(cal, cal)
+    return cal if cal == "proleptic_gregorian" else canonical_calendar(cal)
 
 
 def times_to_seconds(times: np.ndarray) -> np.ndarray:
@@ -51,7 +85,7 @@ def canonical_step(step: str) -> str:
         raise ConfigError(
             f"time_step {step!r} is not a frequency xarray understands (e.g. h, 6h, D, MS)"
         ) from exc
-    seconds = step_seconds(offset.freqstr)
+    seconds = step_seconds(offset.freqstr) if offset.n > 0 else 0
     if seconds is None:
         return offset.freqstr
     if seconds <= 0:
@@ -63,23 +97,116 @@ def canonical_step(step: str) -> str:
     return offset.freqstr
 
 
-def step_seconds(step: str | None) -> int | None:
-    """The length of a fixed step in seconds (None for months, years or no step)."""
+def hours_step(hours: float) -> str:
+    """The step of ``hours`` hours, spelled as :func:`canonical_step` does (6.0 -> "6h",
+    24 -> "D", 0.5 -> "30min"): what a length in hours (an old spec's ``time_step_hours``,
+    the ``arrays`` option) becomes."""
+    return canonical_step(f"{float(hours):g}h")
+
+
+def fixed_step(step: str | None, calendar: str | None = None):
+    """The length of ``step`` (an xarray frequency string) as a ``datetime.timedelta`` when
+    it is the same for every date in ``calendar`` ("6h", "D", "360D"; "MS" and "YS" in the
+    360_day calendar; "YS" in noleap), else None ("MS" and "YS" in the standard calendar,
+    unparsable strings, no step)."""
     if step is None:
         return None
-    import pandas as pd
-    from pandas.tseries.frequencies import to_offset
+    return _fixed_step(str(step), canonical_calendar(calendar))
+
+
+@lru_cache(maxsize=64)
+def _fixed_step(step: str, calendar: str):
+    import xarray as xr
+
+    try:  # 60 steps from a leap year's start cover month and leap-year lengths
+        dates = xr.date_range(
+            "2000-01-01", periods=60, freq=step, calendar=calendar, use_cftime=True
+        )
+    except Exception:  # noqa: BLE001 - an unparsable frequency or calendar: not fixed
+        return None
+    diffs = {dates[i + 1] - dates[i] for i in range(len(dates) - 1)}
+    return diffs.pop() if len(diffs) == 1 else None
+
+
+def step_seconds(step: str | None, calendar: str | None = None) -> int | None:
+    """The length of a fixed step in whole seconds (:func:`fixed_step`), else None."""
+    fixed = fixed_step(step, calendar)
+    return None if fixed is None else int(fixed.total_seconds())
+
+
+def same_step(a: str | None, b: str | None) -> bool:
+    """Whether two xarray frequency strings are the same step ("h" == "1h" == "60min",
+    "D" == "24h"); None matches any."""
+    if a is None or b is None or a == b:
+        return True
+    from xarray.coding.cftime_offsets import to_offset
 
     try:
-        return int(pd.to_timedelta(to_offset(step)).total_seconds())
-    except (TypeError, ValueError):
+        if to_offset(a) == to_offset(b):
+            return True
+    except Exception:  # noqa: BLE001 - an unparsable frequency string is simply not equal
+        return False
+    da, db = fixed_step(a), fixed_step(b)
+    return da is not None and da == db
+
+
+def advance(times: np.ndarray, k: int, step: str, calendar: str | None = None) -> np.ndarray:
+    """``times`` (datetime64 or cftime dates) moved by ``k`` steps of ``step``."""
+    fixed = fixed_step(step, calendar)
+    times = np.asarray(times)
+    if np.issubdtype(times.dtype, np.datetime64):
+        if fixed is not None:
+            return times + k * np.timedelta64(int(fixed.total_seconds() * 1e9), "ns")
+        import pandas as pd
+
+        off = pd.tseries.frequencies.to_offset(step)
+        return np.asarray([np.datetime64(pd.Timestamp(t) + k * off, "ns") for t in times])
+    if fixed is not None:
+        return np.asarray([t + k * fixed for t in times], dtype=object)
+    from xarray.coding.cftime_offsets import to_offset
+
+    off = to_offset(step)
+    return np.asarray([t + k * off for t in times], dtype=object)
+
+
+# offset class (xarray's or pandas') -> (steps of the unit per n, unit)
+_OFFSET_UNITS: dict[str, tuple[int, str]] = {
+    "Day": (1, "d"),
+    "Hour": (1, "h"),
+    "Minute": (1, "min"),
+    "Second": (1, "s"),
+    "Millisecond": (1, "ms"),
+    "Milli": (1, "ms"),
+    "Microsecond": (1, "us"),
+    "Micro": (1, "us"),
+    "Week": (1, "week"),
+    "MonthBegin": (1, "month"),
+    "MonthEnd": (1, "month"),
+    "QuarterBegin": (3, "month"),
+    "QuarterEnd": (3, "month"),
+    "YearBegin": (1, "year"),
+    "YearEnd": (1, "year"),
+}
+
+
+def step_unit(time_step: str | None) -> tuple[float, str] | None:
+    """One frame step as (amount, unit) from an xarray frequency string: "6h" -> (6, "h"),
+    "D" -> (1, "d"), "360D" -> (360, "d"), "MS" -> (1, "month"), "QS" -> (3, "month"),
+    "YS-JAN" -> (1, "year"); None when absent or not a regular calendar step."""
+    if not time_step:
         return None
+    from pandas.tseries.frequencies import to_offset as pandas_offset
+    from xarray.coding.cftime_offsets import to_offset as xarray_offset
 
-
-def step_hours(step: str | None) -> float | None:
-    """The length of a fixed step in hours, None for calendar steps (months, years)."""
-    seconds = step_seconds(step)
-    return None if seconds is None else seconds / 3600.0
+    for parse in (xarray_offset, pandas_offset):  # xarray's names first ("A", "M", "H" too)
+        try:
+            offset = parse(str(time_step))
+        except (ValueError, TypeError, KeyError):
+            continue
+        unit = _OFFSET_UNITS.get(type(offset).__name__)
+        if unit is not None and offset.n > 0:
+            return float(offset.n * unit[0]), unit[1]
+    return None
 
 
 def _grid(times: np.ndarray, step: str, calendar: str) -> np.ndarray:
@@ -221,13 +348,19 @@ def step_index(times: np.ndarray, step: str) -> np.ndarray:
 
 
 __all__ = [
+    "advance",
     "calendar_of",
-    "fmt_time",
+    "canonical_calendar",
     "canonical_step",
     "checked_times",
-    "step_hours",
+    "fixed_step",
+    "hours_step",
+    "fmt_time",
+    "same_calendar",
+    "same_step",
     "step_index",
     "step_seconds",
+    "step_unit",
     "time_problem",
     "times_to_seconds",
 ]
