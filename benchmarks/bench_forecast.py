@@ -58,7 +58,7 @@ def make_module(quick: bool) -> ForecastModule:
         normalizer=Normalizer([278.0], [21.0]),
         lat=lat,
         lon=lon,
-        time_step_hours=1.0,
+
         time_step="h",
         calendar="standard",
     )
