@@ -25,10 +25,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.quantizers",),
     ("svqcast.models",),
     ("svqcast.data.spec",),
-    ("svqcast.data", "svqcast.data.base"),  # the registry and the dataset contract
+    ("svqcast.data",),  # the registry
     # the user's gridded files: units, time axes, the one reader, the data identity
     ("svqcast.data.gridded.units",),
     ("svqcast.data.gridded.times",),
+    ("svqcast.data.climatology",),  # phased by the time step
+    ("svqcast.data.base", "svqcast.data.streaming"),  # the dataset contract, the stats pass
     ("svqcast.data.gridded.reader",),
     ("svqcast.data.gridded", "svqcast.data.windows", "svqcast.data.video"),
     ("svqcast.data.datasets",),

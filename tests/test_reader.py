@@ -9,9 +9,9 @@ import pytest
 import xarray as xr
 
 from svqcast.cli import main
+from svqcast.data.climatology import climatology_phases
 from svqcast.data.datasets import arrays
 from svqcast.data.gridded.reader import check_values, find_dims, open_dataset, read_fields
-from svqcast.data.windows import climatology_phases
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
 
