@@ -42,8 +42,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.evaluation.reports", "svqcast.evaluation"),
     # the engine
     ("svqcast.training.checkpoints",),
-    ("svqcast.training.module",),
-    ("svqcast.training.callbacks", "svqcast.training"),
+    ("svqcast.training.callbacks",),  # the checkpoints and test artifacts the module attaches
+    ("svqcast.training.module", "svqcast.training"),
     # forecasts from a checkpoint
     ("svqcast.inference.forecast",),
     ("svqcast.inference.predict", "svqcast.inference"),
