@@ -9,7 +9,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from torch import nn
 
 from svqcast.evaluation.reports import write_test_plots, write_test_report
 
@@ -90,13 +89,6 @@ class StepCheckpoint(RunCheckpoint):
 # --------------------------------------------------------------------------- test artifacts
 
 
-def quantizers_of(net: nn.Module) -> list[nn.Module]:
-    """The quantizers of ``net`` in module order (the pass-through ``Identity`` left out)."""
-    from svqcast.quantizers.base import Identity, Quantizer
-
-    return [m for m in net.modules() if isinstance(m, Quantizer) and not isinstance(m, Identity)]
-
-
 class TestArtifacts(Callback):
     """Writes what a test of a :class:`~svqcast.training.module.ForecastModule` leaves in the
     run folder (``trainer.default_root_dir``), on the global-zero rank, once the module has
@@ -150,7 +142,7 @@ class TestArtifacts(Callback):
             return
         if not (self._capture(trainer, pl_module) and pl_module.hparams.get("diagnostics", True)):
             return
-        quantizers = quantizers_of(pl_module.net)
+        quantizers = pl_module.quantizers()
         if not quantizers or not hasattr(quantizers[0], "weight_sample"):
             return
         captured = self._captured = {}

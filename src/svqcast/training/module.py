@@ -27,8 +27,8 @@ from torch import nn
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import CheckpointError, ConfigError, SvqcastError, choices_error
-from svqcast.evaluation.baselines import BaselineEvaluator
-from svqcast.training.callbacks import TestArtifacts, quantizers_of
+from svqcast.evaluation import baselines
+from svqcast.training.callbacks import TestArtifacts
 from svqcast.training.checkpoints import check_state_dict, rng_states, set_rng_states
 
 LOSSES = ("mae", "mse", "huber")
@@ -132,6 +132,12 @@ def check_same_data(trained: DataSpec, data: DataSpec) -> None:
         f"the data differs from the data the model was trained on: {diff} "
         f"(trained vs given); {hint}"
     )
+
+
+def _find_quantizers(model: nn.Module) -> list[nn.Module]:
+    from svqcast.quantizers.base import Identity, Quantizer
+
+    return [m for m in model.modules() if isinstance(m, Quantizer) and not isinstance(m, Identity)]
 
 
 class ForecastModule(L.LightningModule):
@@ -273,7 +279,7 @@ class ForecastModule(L.LightningModule):
 
         self.val_metrics = ForecastMetrics(spec, spec.out_len)
         self.test_metrics = ForecastMetrics(spec, spec.out_len)  # the model's
-        self.test_baselines = BaselineEvaluator(spec, spec.out_len)
+        self.test_baselines = baselines.BaselineEvaluator(spec, spec.out_len)
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -302,6 +308,10 @@ class ForecastModule(L.LightningModule):
 
     def forward(self, x: torch.Tensor):  # (B, T_in, C, H, W) -> ForecastOutput
         return self.net(x)
+
+    def quantizers(self) -> list[nn.Module]:
+        """The quantizers of :attr:`net` in module order (the pass-through Identity left out)."""
+        return _find_quantizers(self.net)
 
     # ---- losses
 
@@ -377,7 +387,7 @@ class ForecastModule(L.LightningModule):
         self.test_metrics.reset()
         self.test_baselines.reset()
         self._stat_sums: dict[str, torch.Tensor] = {}
-        for q in quantizers_of(self.net):
+        for q in self.quantizers():
             q.collect_stats = bool(self.hparams.diagnostics)
 
     def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
@@ -407,7 +417,7 @@ class ForecastModule(L.LightningModule):
         return list(dict.fromkeys([*self.test_metrics.notes, *self.test_baselines.notes]))
 
     def on_test_epoch_end(self) -> None:
-        for q in quantizers_of(self.net):
+        for q in self.quantizers():
             q.collect_stats = False
         model = {k: float(v) for k, v in self.test_metrics.compute().items()}
         full = {self.model_label(): model, **self.test_baselines.compute()}
