@@ -113,24 +113,3 @@ def test_evaluate_baselines_rejects_empty_and_malformed():
         evaluate_baselines([], spec())
     with pytest.raises(ConfigError, match=r"\(x, y\)"):
         evaluate_baselines([(torch.zeros(1, T_IN, 1, H, W),)], spec())
-
-
-def test_evaluator_returns_its_forecasts_and_resets():
-    """The engine's code path: update() gives the forecasts it scored; reset() starts over
-    (climatology counted again once every batch of the new pass has one)."""
-    ev = BaselineEvaluator(spec())
-    assert isinstance(ev, torch.nn.Module) and ev.to("cpu") is ev
-    first = list(batches("clim"))
-    for x, y, c in first:
-        forecasts = ev.update(x, y, c)
-        assert list(forecasts) == ["persistence", "climatology"]
-        assert torch.equal(forecasts["persistence"], persistence(x, T_OUT))
-        assert forecasts["climatology"] is c
-    rows = ev.compute()
-    ev.reset()
-    assert list(ev.update(*first[0][:2])) == ["persistence"]
-    assert list(ev.compute()) == ["persistence"]
-    ev.reset()
-    for batch in first:
-        ev.update(*batch)
-    assert ev.compute() == rows

@@ -10,7 +10,12 @@ import pytest
 import torch
 from test_training import TINY, TinyData, trainer
 
-from svqcast.evaluation.baselines import BASELINES, evaluate_baselines
+from svqcast.evaluation.baselines import (
+    BASELINES,
+    BaselineEvaluator,
+    evaluate_baselines,
+    persistence,
+)
 from svqcast.training.callbacks import TestArtifacts
 from svqcast.training.module import ForecastModule
 
@@ -22,6 +27,28 @@ def same(a, b) -> bool:
 
 def artifacts(t) -> list[TestArtifacts]:
     return [cb for cb in t.callbacks if isinstance(cb, TestArtifacts)]
+
+
+def test_evaluator_returns_its_forecasts_and_resets():
+    """The engine's code path: update() gives the forecasts it scored; reset() starts over
+    (climatology counted again once every batch of the new pass has one)."""
+    data = TinyData(n_test=10, batch_size=4)
+    ev = BaselineEvaluator(data.spec)
+    assert isinstance(ev, torch.nn.Module) and ev.to("cpu") is ev
+    first = list(data.test_dataloader())
+    for x, y, c in first:
+        forecasts = ev.update(x, y, c)
+        assert list(forecasts) == list(BASELINES)
+        assert torch.equal(forecasts["persistence"], persistence(x, y.shape[1]))
+        assert forecasts["climatology"] is c
+    rows = ev.compute()
+    ev.reset()
+    assert list(ev.update(*first[0][:2])) == ["persistence"]
+    assert list(ev.compute()) == ["persistence"]
+    ev.reset()
+    for batch in first:
+        ev.update(*batch)
+    assert same(ev.compute(), rows)
 
 
 def test_module_scores_its_baselines_as_evaluate_baselines_does(tmp_path):
