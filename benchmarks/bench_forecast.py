@@ -58,7 +58,6 @@ def make_module(quick: bool) -> ForecastModule:
         normalizer=Normalizer([278.0], [21.0]),
         lat=lat,
         lon=lon,
-
         time_step="h",
         calendar="standard",
     )

@@ -18,8 +18,8 @@ import numpy as np
 
 
 def main() -> None:
+    from svqcast.data.climatology import month_hour_phase
     from svqcast.data.datasets import synthetic
-    from svqcast.data.windows import month_hour_phase
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--hours-per-year", type=int, default=360)

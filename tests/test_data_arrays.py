@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from svqcast.data.climatology import month_hour_phase
 from svqcast.data.datasets import arrays
-from svqcast.data.windows import month_hour_phase
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
 T = 100

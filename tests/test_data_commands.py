@@ -70,7 +70,8 @@ def test_check_loads_other_datasets_and_counts_non_finite(tmp_path, monkeypatch)
     from types import SimpleNamespace
 
     from svqcast.data import datamodule
-    from svqcast.data.base import Climatology, Splits
+    from svqcast.data.base import Splits
+    from svqcast.data.climatology import Climatology
     from svqcast.data.spec import Channel, DataSpec, Normalizer
     from svqcast.data.windows import ArrayWindows
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from svqcast.commands import data as commands
-from svqcast.data.base import WithClimatology
+from svqcast.data.climatology import WithClimatology, month_hour_phase
 from svqcast.data.datasets import synthetic
-from svqcast.data.windows import month_hour_phase
 from svqcast.errors import ConfigError
 
 SMALL = dict(first_year=2010, last_year=2012, hours_per_year=48)

@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 from weather_files import LAT, LON, write_var
 
-from svqcast.data.base import WithClimatology
+from svqcast.data.climatology import WithClimatology, month_hour_phase
 from svqcast.data.datasets import weather
-from svqcast.data.windows import month_hour_phase
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
 HOURS = 48

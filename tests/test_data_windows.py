@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from svqcast.data.base import Climatology
+from svqcast.data.climatology import Climatology, fit_climatology, month_hour_phase
 from svqcast.data.windows import (
     ArrayWindows,
     SampleWindows,
     SubsetWindows,
     contiguous_starts,
-    fit_climatology,
-    month_hour_phase,
     random_split,
     tail_split,
     window_offsets,

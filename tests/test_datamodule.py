@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from svqcast.data import datamodule as dm_module
-from svqcast.data.base import Climatology, ForecastDataset, Splits
+from svqcast.data.base import ForecastDataset, Splits
+from svqcast.data.climatology import Climatology
 from svqcast.data.datamodule import ForecastDataModule, load_splits
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import ConfigError

@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     # time axes: calendars and steps, under the DataSpec that stores a step
     ("svqcast.data.gridded.times",),
     ("svqcast.data.spec",),
+    ("svqcast.data.climatology",),  # phased by the time step
     ("svqcast.data", "svqcast.data.base"),  # the registry and the dataset contract
     # the user's gridded files: units, the one reader, the data identity
     ("svqcast.data.gridded.units",),
@@ -43,8 +44,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("svqcast.evaluation.reports", "svqcast.evaluation"),
     # the engine
     ("svqcast.training.checkpoints",),
-    ("svqcast.training.module",),
-    ("svqcast.training.callbacks", "svqcast.training"),
+    ("svqcast.training.callbacks",),  # the checkpoints and test artifacts the module attaches
+    ("svqcast.training.module", "svqcast.training"),
     # forecasts from a checkpoint
     ("svqcast.inference.forecast",),
     ("svqcast.inference.predict", "svqcast.inference"),

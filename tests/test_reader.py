@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from svqcast.cli import main
+from svqcast.data.climatology import climatology_phases
 from svqcast.data.datasets import arrays
 from svqcast.data.gridded.reader import check_values, find_dims, open_dataset, read_fields
 from svqcast.data.gridded.times import (
@@ -21,7 +22,6 @@ from svqcast.data.gridded.times import (
     same_step,
     step_seconds,
 )
-from svqcast.data.windows import climatology_phases
 from svqcast.errors import ConfigError, DataError, DataNotFoundError
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from svqcast.data.climatology import month_hour_phase
 from svqcast.data.streaming import StreamingStats
-from svqcast.data.windows import month_hour_phase
 from svqcast.errors import DataError
 
 
@@ -67,7 +67,7 @@ def test_same_values_as_the_whole_array_computation(freq, periods, n_phases, sha
     stats = StreamingStats(shape, n_phases)
     for b, p in zip(blocks, ph):
         stats.add(b, p)
-    assert len(stats.sums) == len(np.unique(phases))  # only the phases the data has
+    assert len(stats.climatology.sums) == len(np.unique(phases))  # only the phases the data has
     norm, clim = stats.result()
     mean, std, ref = reference(blocks, ph, n_phases, shape)
     assert clim.mean.dtype == np.float32 and clim.mean.shape == (n_phases, *shape)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from svqcast.data.base import Climatology, WithClimatology
+from svqcast.data.climatology import Climatology, WithClimatology
 from svqcast.data.loaders import EpochSampler, ResumableLoader, make_loader
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import CheckpointError, ConfigError

@@ -15,8 +15,8 @@ import xarray as xr
 
 from svqcast.cli import main
 from svqcast.data import dataset_module
+from svqcast.data.climatology import fit_climatology, month_hour_phase
 from svqcast.data.datasets import weatherbench2 as wb2
-from svqcast.data.windows import fit_climatology, month_hour_phase
 from svqcast.errors import ConfigError, DataError
 
 YEARS = (2001, 2002, 2003)

@@ -78,25 +78,6 @@ def _step_timer(skip: int):
     return StepTimer()
 
 
-def _no_diagnostics():
-    import lightning as L
-
-    class NoQuantizerDiagnostics(L.Callback):
-        """Switch off the quantizers' test-time diagnostics (code usage, sparsity).
-
-        For SVQ they compute the full (tokens x K) weights of every test batch, which costs
-        more than the whole training run of this benchmark; accuracy does not need them.
-        The engine switches them on at the start of the test epoch, so this runs per batch.
-        """
-
-        def on_test_batch_start(self, trainer: Any, pl_module: Any, *args: Any) -> None:
-            for module in pl_module.modules():
-                if hasattr(module, "collect_stats"):
-                    module.collect_stats = False
-
-    return NoQuantizerDiagnostics()
-
-
 def _warmup_epochs(steps: int, dm: Any) -> float:
     """``steps`` in epochs of ``dm``'s train loader, the unit the engine's warm-up counts in.
     (No loader is built for no warm-up, so those runs do exactly what they always did.)"""
@@ -149,6 +130,10 @@ def run_task(task: Task) -> dict[str, Any]:
         scheduler_interval="step",
         warmup_epochs=_warmup_epochs(variant.warmup_steps, dm),
         plots=False,
+        # no quantizer diagnostics (code usage, sparsity): for SVQ they compute the full
+        # (tokens x K) weights of every test batch, which costs more than the whole training
+        # run of this benchmark; accuracy does not need them
+        diagnostics=False,
     )
     run_dir = Path(task.out_dir) / "runs" / task.budget / task.key
     timer = _step_timer(budget.timed_skip)
@@ -165,7 +150,7 @@ def run_task(task: Task) -> dict[str, Any]:
         enable_model_summary=False,
         use_distributed_sampler=False,
         default_root_dir=str(run_dir),
-        callbacks=[timer, _no_diagnostics()],
+        callbacks=[timer],
     )
     rss_before = _peak_rss_mib()
     record: dict[str, Any] = {

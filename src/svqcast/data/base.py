@@ -1,4 +1,5 @@
-"""The pieces every dataset file shares: the dataset protocol, climatology and splits."""
+"""The pieces every dataset file shares: the dataset protocol, the splits a loader returns
+(with their :class:`~svqcast.data.climatology.Climatology`) and the option checks."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
+from svqcast.data.climatology import Climatology
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, choices_error
 
@@ -30,40 +31,6 @@ class ForecastDataset(Dataset):
     def target_phases(self, index: int) -> np.ndarray | None:
         """Climatology phase (an int in [0, P)) of each target frame, or None (P == 1)."""
         return None
-
-
-@dataclass
-class Climatology:
-    """Training-split mean per phase and position, in normalised units.
-
-    ``mean`` is (P, C, H, W). P == 1 is a per-position mean; for weather, phases are
-    calendar phases (the weather loader documents which), computed from TRAIN data only.
-    """
-
-    mean: np.ndarray
-
-    def lookup(self, phases: np.ndarray | None, length: int) -> np.ndarray:
-        """(length, C, H, W) climatology for target frames with the given phases."""
-        if phases is None:
-            return np.repeat(self.mean[:1], length, axis=0)
-        return self.mean[np.asarray(phases, dtype=np.int64) % self.mean.shape[0]]
-
-
-class WithClimatology(Dataset):
-    """Wraps a test dataset to yield ``(x, y, climatology)`` for the baselines."""
-
-    def __init__(self, dataset: ForecastDataset, climatology: Climatology) -> None:
-        self.dataset = dataset
-        self.climatology = climatology
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        x, y = self.dataset[index]
-        phases = self.dataset.target_phases(index)
-        clim = self.climatology.lookup(phases, y.shape[0])
-        return x, y, torch.as_tensor(clim, dtype=y.dtype)
 
 
 @dataclass

@@ -23,11 +23,10 @@ from svqcast.data import DATASETS, dataset_module
 from svqcast.data.base import (
     PROTOCOL_ALIASES,
     PROTOCOLS,
-    Climatology,
     Splits,
-    WithClimatology,
     check_protocol,
 )
+from svqcast.data.climatology import Climatology, WithClimatology
 from svqcast.data.gridded.identity import grid_permutation, in_units_of
 from svqcast.data.loaders import ResumableLoader, make_loader
 from svqcast.data.spec import DataSpec

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from svqcast.data.base import Climatology
+from svqcast.data.climatology import Climatology, ClimatologySums
 from svqcast.data.spec import Normalizer
 from svqcast.errors import DataError
 from svqcast.io import atomic_write_bytes, atomic_write_text
@@ -71,19 +71,17 @@ class StreamingStats:
     """Per-channel mean / std and per-(phase, position) mean of (n, C, H, W) blocks.
 
     Channel moments are merged block by block (Chan et al.'s parallel update) in float64;
-    the climatology sums raw values in float64 and is normalised in :meth:`result`. Sums are
-    held only for the phases the data has (allocated on a phase's first frame: 48 of the
-    288 (month, hour of day) phases for 6-hourly data), so the pass costs K x C x H x W
-    float64 for K phases seen. A phase absent from the data falls back to the phases of the
-    same hour of day (when P is a multiple of 24), else to the overall mean.
+    the climatology sums raw values in float64 (:class:`~svqcast.data.climatology.
+    ClimatologySums`, K x C x H x W float64 for the K phases seen) and is normalised in
+    :meth:`result`. A phase absent from the data falls back to the phases of the same hour
+    of day (when P is a multiple of 24), else to the overall mean.
     """
 
     def __init__(self, frame_shape: tuple[int, int, int], n_phases: int = 1) -> None:
         c, h, w = (int(v) for v in frame_shape)
         self.shape, self.n_phases = (c, h, w), int(n_phases)
         self.count, self.mean, self.m2 = 0, np.zeros(c), np.zeros(c)
-        self.sums: dict[int, np.ndarray] = {}  # phase -> (C, H, W) float64 raw sum
-        self.counts = np.zeros(self.n_phases)
+        self.climatology = ClimatologySums(self.shape, self.n_phases)
 
     def add(self, block: np.ndarray, phases: np.ndarray | None = None) -> None:
         """Merge ``block`` (n, C, H, W), any float dtype, with one phase per frame."""
@@ -102,17 +100,10 @@ class StreamingStats:
         self.mean = self.mean + delta * k / total
         self.m2 = self.m2 + b_m2 + delta**2 * self.count * k / total
         self.count = total
-        for p in np.unique(ph).tolist():
-            if p not in self.sums:
-                self.sums[p] = np.zeros(self.shape)
-            self.sums[p] += block[ph == p].sum(axis=0)
-        self.counts += np.bincount(ph, minlength=self.n_phases)
+        self.climatology.add(block, ph)
 
     def result(self) -> tuple[Normalizer, Climatology]:
-        """(Normalizer, Climatology in normalised units, float32 (P, C, H, W)).
-
-        Computed phase by phase into the float32 result (no full-size float64 copies), with
-        the float64 operations of a whole-array computation, so the values are the same."""
+        """(Normalizer, Climatology in normalised units, float32 (P, C, H, W))."""
         if self.count == 0:
             raise DataError(
                 "the statistics pass counted no training frame; check the train years "
@@ -120,34 +111,7 @@ class StreamingStats:
             )
         std = np.sqrt(self.m2 / self.count)
         norm = Normalizer(self.mean, np.where(std > 0, std, 1.0))
-        mean, scale = self.mean[:, None, None], norm.std[:, None, None]
-        p_all, counts = self.n_phases, self.counts
-        out = np.empty((p_all, *self.shape), np.float32)
-
-        def put(p: int, raw: np.ndarray) -> None:  # raw: a float64 (C, H, W) we may modify
-            raw -= mean
-            raw /= scale
-            out[p] = raw
-
-        def pooled(phases: list[int]) -> np.ndarray:  # mean over phases, summed in order
-            total = np.zeros(self.shape)
-            for q in phases:
-                total += self.sums[q]
-            return total / counts[phases].sum()
-
-        seen = sorted(self.sums)
-        by_hour = np.arange(p_all) % 24 if p_all % 24 == 0 else np.zeros(p_all, np.int64)
-        fallback: dict[int, np.ndarray] = {}  # hour of day (or -1: overall) -> raw mean
-        for p in range(p_all):
-            if counts[p] > 0:
-                put(p, self.sums[p] / counts[p])
-                continue
-            same = [q for q in seen if by_hour[q] == by_hour[p]]
-            which = int(by_hour[p]) if same else -1
-            if which not in fallback:
-                fallback[which] = pooled(same if same else seen)
-            put(p, fallback[which].copy())
-        return norm, Climatology(out)
+        return norm, self.climatology.result(self.mean, norm.std)
 
 
 def cache_paths(root: str | Path, kind: str, key: dict[str, Any]) -> tuple[Path, Path]:

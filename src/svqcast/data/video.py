@@ -7,7 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from svqcast.data.base import Climatology, ForecastDataset
+from svqcast.data.base import ForecastDataset
+from svqcast.data.climatology import Climatology
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import ConfigError, DataError
 

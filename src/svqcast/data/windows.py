@@ -12,7 +12,7 @@ Two kinds of data:
 Validation splits are carved out of training data with :func:`tail_split` (time series:
 a chronological tail, with windows that would straddle the cut dropped) or
 :func:`random_split` (independent samples: a seeded random subset). Calendar phases for the
-climatology baseline come from :func:`month_hour_phase` and :func:`fit_climatology`.
+climatology baseline (``phase_fn``) and its fit come from :mod:`svqcast.data.climatology`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from svqcast.data.base import Climatology, ForecastDataset
-from svqcast.data.gridded.times import step_index, step_seconds, times_to_seconds
+from svqcast.data.base import ForecastDataset
+from svqcast.data.gridded.times import step_index, times_to_seconds
 from svqcast.errors import ConfigError, DataError
-
-#: Number of calendar phases of :func:`month_hour_phase`: 12 months x 24 hours of day.
-MONTH_HOUR_PHASES = 288
 
 
 def window_span(in_len: int, out_len: int, step: int = 1) -> int:
@@ -142,60 +139,6 @@ def contiguous_starts(
             f"without a gap in time has {longest}; use more data or shorter windows"
         )
     return starts
-
-
-def _month_hour(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(month 0..11, hour of day 0..23) of datetime64 or cftime times."""
-    t = np.asarray(times)
-    if np.issubdtype(t.dtype, np.datetime64):
-        t = t.astype("datetime64[h]")
-        months = t.astype("datetime64[M]").astype(np.int64) % 12  # 0 = January
-        hours = (t - t.astype("datetime64[D]")).astype(np.int64)  # 0 .. 23
-        return months, hours
-    months = np.fromiter((d.month - 1 for d in t), dtype=np.int64, count=len(t))
-    hours = np.fromiter((d.hour for d in t), dtype=np.int64, count=len(t))
-    return months, hours
-
-
-def month_hour_phase(times: np.ndarray) -> np.ndarray:
-    """Calendar phase (month - 1) * 24 + hour of day, in [0, 288), of datetime64 or cftime
-    times."""
-    months, hours = _month_hour(times)
-    return (months * 24 + hours).astype(np.int64)
-
-
-def month_phase(times: np.ndarray) -> np.ndarray:
-    """Calendar phase month - 1, in [0, 12), of datetime64 or cftime times."""
-    return _month_hour(times)[0]
-
-
-def climatology_phases(
-    step: str | None, over: str = "the train split"
-) -> tuple[Callable[[np.ndarray], np.ndarray] | None, int, str]:
-    """How the climatology baseline is phased for series of ``step`` (a frequency string,
-    None without times): (phase function or None, number of phases, one-line description).
-
-    Steps shorter than a day that divide 24 h: (month, hour of day); steps from one day to
-    one month: month;
-    anything else (e.g. 7-hourly, yearly, no times): the overall mean per grid point, with
-    the reason in the description.
-    """
-    if step is None:
-        return None, 1, "overall mean per grid point: the series has no time coordinate"
-    day = 86400
-    seconds = step_seconds(step)
-    if seconds is None and step.split("-")[0] in ("W", "1W"):
-        seconds = 7 * day  # weekly, anchored on a weekday
-    if seconds is not None and 0 < seconds < day and day % seconds == 0:
-        return month_hour_phase, MONTH_HOUR_PHASES, f"by (month, hour of day) over {over}"
-    monthly = step.split("-")[0] in ("MS", "ME", "M", "1MS", "1ME")
-    if (seconds is not None and seconds % day == 0 and seconds <= 31 * day) or monthly:
-        return month_phase, 12, f"by month over {over}"
-    if seconds is not None and seconds < day:
-        why = f"{step} steps do not repeat at a fixed hour of day"
-    else:
-        why = f"{step} steps are longer than a month"
-    return None, 1, f"overall mean per grid point: {why}"
 
 
 class ArrayWindows(ForecastDataset):
@@ -390,59 +333,12 @@ def random_split(n: int, val_fraction: float, seed: int = 0) -> tuple[np.ndarray
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def fit_climatology(
-    series: np.ndarray | torch.Tensor,
-    phases: np.ndarray | None = None,
-    n_phases: int = MONTH_HOUR_PHASES,
-    chunk: int = 2048,
-) -> Climatology:
-    """Mean per phase and position of a normalised (T, C, H, W) TRAIN series.
-
-    Without phases: one per-position mean (P == 1). With phases (one int per frame): the
-    mean of the frames of each phase; a phase absent from the training data falls back to
-    the frames with the same hour of day (phase modulo 24, when P is a multiple of 24), else
-    to the overall per-position mean, so every lookup is defined. Sums accumulate in
-    float64 over chunks of frames, so a long series is never copied whole.
-    """
-    data = series.numpy() if isinstance(series, torch.Tensor) else np.asarray(series)
-    n = len(data)
-    if n == 0:
-        raise DataError("cannot fit a climatology on an empty training series")
-    n_out = 1 if phases is None else int(n_phases)
-    phases = np.zeros(n, np.int64) if phases is None else np.asarray(phases, dtype=np.int64)
-    if len(phases) != n:
-        raise DataError(f"{len(phases)} phases for a series of {n} frames")
-    if phases.min() < 0 or phases.max() >= n_out:
-        raise DataError(f"phases must lie in [0, {n_out}), got {phases.min()}..{phases.max()}")
-    sums = np.zeros((n_out, int(np.prod(data.shape[1:]))))
-    for lo in range(0, n, chunk):
-        block = data[lo : lo + chunk].reshape(min(chunk, n - lo), -1)
-        ph = phases[lo : lo + chunk]
-        for p in np.unique(ph):
-            sums[p] += block[ph == p].sum(axis=0, dtype=np.float64)
-    counts = np.bincount(phases, minlength=n_out).astype(np.float64)
-    overall = sums.sum(axis=0) / n
-    mean = np.empty_like(sums)
-    have = counts > 0
-    mean[have] = sums[have] / counts[have, None]
-    by_hour = np.arange(n_out) % 24 if n_out % 24 == 0 else np.zeros(n_out, np.int64)
-    for p in np.flatnonzero(~have):
-        same = have & (by_hour == by_hour[p])
-        mean[p] = sums[same].sum(axis=0) / counts[same].sum() if same.any() else overall
-    return Climatology(mean.reshape((n_out, *data.shape[1:])).astype(np.float32))
-
-
 __all__ = [
-    "MONTH_HOUR_PHASES",
     "ArrayWindows",
     "contiguous_starts",
     "gapless_starts",
     "SampleWindows",
     "SubsetWindows",
-    "climatology_phases",
-    "fit_climatology",
-    "month_hour_phase",
-    "month_phase",
     "random_split",
     "tail_split",
     "window_span",

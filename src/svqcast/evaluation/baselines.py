@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
+from torch import nn
 
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError
@@ -33,38 +34,53 @@ def climatology(clim: torch.Tensor) -> torch.Tensor:
     return clim
 
 
-class BaselineEvaluator:
+class BaselineEvaluator(nn.Module):
     """Scores persistence (and climatology, when batches carry it) with ForecastMetrics.
 
-    ``update(x, y, clim=None)`` per test batch, ``compute()`` -> ``{"persistence": {...},
-    "climatology": {...}}`` of floats, ready for :func:`svqcast.evaluation.metrics.write_report`.
-    Climatology is only reported when every batch had a climatology.
+    ``update(x, y, clim=None)`` per test batch (normalised tensors) returns the baseline
+    forecasts it scored, ``compute()`` -> ``{"persistence": {...}, "climatology": {...}}``
+    of floats, ready for :func:`svqcast.evaluation.reports.write_report`; ``reset()`` starts
+    over. Climatology is only reported when every batch had a climatology.
+
+    The engine scores its baselines with this evaluator too: ``ForecastModule`` holds one
+    as ``test_baselines`` (an ``nn.Module``, so it follows the model's device, and its
+    metrics sum over DDP ranks).
     """
 
     def __init__(self, spec: DataSpec, out_len: int | None = None, prefix: str = "") -> None:
+        super().__init__()
         self.spec = spec
-        self.metrics = {name: ForecastMetrics(spec, out_len, prefix) for name in BASELINES}
+        self.metrics = nn.ModuleDict(
+            {name: ForecastMetrics(spec, out_len, prefix) for name in BASELINES}
+        )
         self.out_len = self.metrics["persistence"].out_len
         self._missing_clim = False
-
-    def to(self, device: torch.device | str) -> BaselineEvaluator:
-        for m in self.metrics.values():
-            m.to(device)
-        return self
 
     @property
     def notes(self) -> list[str]:
         return self.metrics["persistence"].notes
 
-    def update(self, x: torch.Tensor, y: torch.Tensor, clim: torch.Tensor | None = None) -> None:
-        self.metrics["persistence"].update(persistence(x, self.out_len), y, clim)
+    def reset(self) -> None:
+        for metric in self.metrics.values():
+            metric.reset()
+        self._missing_clim = False
+
+    def update(
+        self, x: torch.Tensor, y: torch.Tensor, clim: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Score the baselines on one batch; returns their forecasts by name."""
+        forecasts = {"persistence": persistence(x, self.out_len)}
+        self.metrics["persistence"].update(forecasts["persistence"], y, clim)
         if clim is None:
             self._missing_clim = True
         else:
-            self.metrics["climatology"].update(climatology(clim), y, clim)
+            forecasts["climatology"] = climatology(clim)
+            self.metrics["climatology"].update(forecasts["climatology"], y, clim)
+        return forecasts
 
     def compute(self) -> dict[str, dict[str, float]]:
-        names = [n for n in BASELINES if n != "climatology" or not self._missing_clim]
+        clim = self.metrics["climatology"].update_called and not self._missing_clim
+        names = [n for n in BASELINES if n != "climatology" or clim]
         return {n: {k: float(v) for k, v in self.metrics[n].compute().items()} for n in names}
 
 

@@ -5,7 +5,9 @@ dataset's :class:`~svqcast.data.spec.DataSpec` (input shape, output length). It 
 NORMALISED targets (loss ``mae`` / ``mse`` / ``huber`` plus ``aux_weight`` times the
 quantizer's auxiliary loss), validates with the same loss and physical-unit metrics, and at
 test time evaluates the model AND the persistence and climatology baselines on the same
-batches, plus quantizer diagnostics, writing a report and plots into the run folder.
+batches (:class:`~svqcast.evaluation.baselines.BaselineEvaluator`), plus quantizer
+diagnostics; the report and plots in the run folder are written by the
+:class:`~svqcast.training.callbacks.TestArtifacts` callback it attaches.
 
 Exact resume needs the resumable loaders of :mod:`svqcast.data.loaders` and the global RNG
 states, which this module saves in ``on_save_checkpoint`` and restores when training starts
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -28,14 +29,13 @@ from svqcast.data.gridded.identity import check_same_data
 from svqcast.data.spec import DataSpec
 from svqcast.errors import ConfigError, SvqcastError, choices_error
 from svqcast.evaluation import baselines
-from svqcast.evaluation.reports import write_test_plots, write_test_report
+from svqcast.training.callbacks import TestArtifacts
 from svqcast.training.checkpoints import check_state_dict, rng_states, set_rng_states
 
 LOSSES = ("mae", "mse", "huber")
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULERS = ("cosine", "onecycle", "none")
 INTERVALS = ("epoch", "step")
-WEIGHT_SAMPLE_SIZE = 200_000  # code weights kept for the SVQ histogram
 
 
 class NonFiniteLossError(SvqcastError, FloatingPointError):
@@ -118,6 +118,12 @@ class ForecastModule(L.LightningModule):
     lr = ``lr``) | none.
     ``ema_decay`` (e.g. 0.999) keeps an exponential moving average of the weights, updated
     after every optimiser step and used for validation, test and predict.
+
+    Test: the model and the baselines are scored on the same batches; ``diagnostics``
+    (default on) also collects the quantizer's statistics (``quantizer_stats``, e.g. SVQ's
+    code usage; costly for SVQ) and the SVQ weight sample of the plots; ``plots`` (default
+    on) makes the :class:`~svqcast.training.callbacks.TestArtifacts` callback, attached by
+    :meth:`configure_callbacks`, write the plots beside the report.
     """
 
     def __init__(
@@ -150,6 +156,7 @@ class ForecastModule(L.LightningModule):
         ema_decay: float | None = None,
         channels_last: bool = False,
         plots: bool = True,
+        diagnostics: bool = True,
         spec: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -229,9 +236,8 @@ class ForecastModule(L.LightningModule):
         from svqcast.evaluation.metrics import ForecastMetrics
 
         self.val_metrics = ForecastMetrics(spec, spec.out_len)
-        self.test_metrics = nn.ModuleDict(
-            {name: ForecastMetrics(spec, spec.out_len) for name in ("model", *baselines.BASELINES)}
-        )
+        self.test_metrics = ForecastMetrics(spec, spec.out_len)  # the model's
+        self.test_baselines = baselines.BaselineEvaluator(spec, spec.out_len)
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -260,6 +266,10 @@ class ForecastModule(L.LightningModule):
 
     def forward(self, x: torch.Tensor):  # (B, T_in, C, H, W) -> ForecastOutput
         return self.net(x)
+
+    def quantizers(self) -> list[nn.Module]:
+        """The quantizers of :attr:`net` in module order (the pass-through Identity left out)."""
+        return _find_quantizers(self.net)
 
     # ---- losses
 
@@ -323,77 +333,54 @@ class ForecastModule(L.LightningModule):
 
     # ---- test
 
+    def configure_callbacks(self) -> list[L.Callback]:
+        """:class:`~svqcast.training.callbacks.TestArtifacts` (the test report and plots),
+        unless the trainer already has one (e.g. from an earlier fit or test)."""
+        have = self._trainer is not None and any(
+            isinstance(cb, TestArtifacts) for cb in self.trainer.callbacks
+        )
+        return [] if have else [TestArtifacts()]
+
     def on_test_epoch_start(self) -> None:
-        for metric in self.test_metrics.values():
-            metric.reset()
+        self.test_metrics.reset()
+        self.test_baselines.reset()
         self._stat_sums: dict[str, torch.Tensor] = {}
-        self._first_batch: dict[str, Any] | None = None
-        self._weight_sample: torch.Tensor | None = None
-        for q in _find_quantizers(self.net):
-            q.collect_stats = True
+        for q in self.quantizers():
+            q.collect_stats = bool(self.hparams.diagnostics)
 
-    def test_step(self, batch, batch_idx: int) -> None:
-
+    def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Scores the model and the baselines on one batch; returns the forecasts by name
+        (the model's label first), for callbacks such as TestArtifacts."""
         x, y = batch[0], batch[1]
-        clim = batch[2] if len(batch) > 2 else None
-        capture = self._weight_sample is None and batch_idx == 0
-        handle, captured = None, {}
-        quantizers = _find_quantizers(self.net)
-        if capture and quantizers and hasattr(quantizers[0], "weight_sample"):
-
-            def keep_input(module, inputs, output) -> None:  # returns None: output unchanged
-                captured.setdefault("z", inputs[0].detach())
-
-            handle = quantizers[0].register_forward_hook(keep_input)
-        try:
-            out = self.net(x)
-        finally:
-            if handle is not None:
-                handle.remove()
+        clim = batch[2].float() if len(batch) > 2 else None
+        out = self.net(x)
         pred = out.prediction.float()
         y = y.float()
-        clim_t = None if clim is None else clim.float()
-        self.test_metrics["model"].update(pred, y, clim_t)
-        persist = baselines.persistence(x.float(), y.shape[1])
-        self.test_metrics["persistence"].update(persist, y, clim_t)
-        preds = {self.model_label(): pred, "persistence": persist}
-        if clim_t is not None:
-            climo = baselines.climatology(clim_t)
-            self.test_metrics["climatology"].update(climo, y, clim_t)
-            preds["climatology"] = climo
+        self.test_metrics.update(pred, y, clim)
+        forecasts = {self.model_label(): pred, **self.test_baselines.update(x.float(), y, clim)}
         # quantizer diagnostics: sum per batch here, mean over batches (all ranks) at the end
         one = torch.ones((), device=pred.device)
         for key, value in out.stats.items():
             total = self._stat_sums.setdefault(key, torch.zeros(2, device=pred.device))
             total += torch.stack([value.detach().float().to(pred.device), one])
-        if "z" in captured:
-            with torch.no_grad():
-                # all K weights of each sampled token: keep the sample near 200k numbers
-                k = int(getattr(quantizers[0], "codebook_size", 1000))
-                tokens = max(1, WEIGHT_SAMPLE_SIZE // k)
-                self._weight_sample = quantizers[0].weight_sample(captured["z"], tokens).cpu()
-        if self._first_batch is None:
-            self._first_batch = {
-                "x": x[:1].detach().float().cpu(),
-                "y": y[:1].detach().cpu(),
-                "preds": {k: v[:1].detach().cpu() for k, v in preds.items()},
-            }
+        return forecasts
 
     def model_label(self) -> str:
         q = self.hparams.quantizer
         return "simvp" if q in (None, "none") else f"simvp+{q}"
 
+    @property
+    def test_notes(self) -> list[str]:
+        """The test metrics' own caveats (no latitudes, LPIPS unavailable, ...), once each."""
+        return list(dict.fromkeys([*self.test_metrics.notes, *self.test_baselines.notes]))
+
     def on_test_epoch_end(self) -> None:
-        for q in _find_quantizers(self.net):
+        for q in self.quantizers():
             q.collect_stats = False
-        label = self.model_label()
-        full: dict[str, dict[str, float]] = {}
-        for name, metric in self.test_metrics.items():
-            if name == "climatology" and not metric.update_called:
-                continue
-            values = {k: float(v) for k, v in metric.compute().items()}
-            full[label if name == "model" else name] = values
-            prefix = "test_" if name == "model" else f"test_{name}_"
+        model = {k: float(v) for k, v in self.test_metrics.compute().items()}
+        full = {self.model_label(): model, **self.test_baselines.compute()}
+        for name, values in full.items():
+            prefix = "test_" if values is model else f"test_{name}_"
             self.log_dict({prefix + k: v for k, v in values.items() if "/" not in k})
         stats: dict[str, float] = {}
         for key in sorted(self._stat_sums):
@@ -403,27 +390,6 @@ class ForecastModule(L.LightningModule):
             self.log_dict({f"test_quantizer_{k}": v for k, v in stats.items()})
         self.quantizer_stats = stats
         self.test_results = full
-        if self.trainer.is_global_zero:
-            self._write_test_outputs(full, stats)
-
-    def _write_test_outputs(
-        self, full: dict[str, dict[str, float]], stats: dict[str, float]
-    ) -> None:
-
-        run_dir = Path(self.trainer.default_root_dir)
-        # the metrics' own caveats (no latitudes, LPIPS unavailable, ...), once each
-        notes = list(dict.fromkeys(n for m in self.test_metrics.values() for n in m.notes))
-        write_test_report(
-            run_dir, full, stats, protocol=self._protocol(), notes=notes, spec=self.spec
-        )
-        if not self.hparams.plots:
-            return
-        write_test_plots(run_dir, self.spec, full, self._first_batch, self._weight_sample)
-
-    def _protocol(self) -> str:
-        dm = getattr(self.trainer, "datamodule", None)
-        hp = getattr(dm, "hparams", {}) or {}
-        return str(hp.get("protocol", "standard"))
 
     # ---- predict
 

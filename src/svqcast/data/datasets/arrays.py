@@ -18,7 +18,7 @@ sorted, unique and on the step (else DataError). NaN policy ``nan``: "error" (de
 message gives the count and the first (t, c, y, x) and timestamp), "zero" (NaN -> 0 in
 physical units before statistics), "mean" (NaN -> the channel's training mean). The
 climatology baseline is phased by the step (see
-:func:`svqcast.data.windows.climatology_phases`); ``spec.extra["climatology"]`` says how.
+:func:`svqcast.data.climatology.climatology_phases`); ``spec.extra["climatology"]`` says how.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from svqcast.data.base import PROTOCOL_ALIASES, PROTOCOLS, Splits
+from svqcast.data.climatology import climatology_phases, fit_climatology
 from svqcast.data.gridded.reader import (
     Fields,
     read_fields,
@@ -37,13 +38,7 @@ from svqcast.data.gridded.reader import (
 from svqcast.data.gridded.reader import check_values as reader_check_values
 from svqcast.data.gridded.times import hours_step
 from svqcast.data.spec import DataSpec, Normalizer
-from svqcast.data.windows import (
-    ArrayWindows,
-    climatology_phases,
-    contiguous_starts,
-    fit_climatology,
-    window_offsets,
-)
+from svqcast.data.windows import ArrayWindows, contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, SvqcastError, one_line
 
 NAN_POLICIES = ("error", "zero", "mean")

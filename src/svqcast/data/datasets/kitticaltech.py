@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from svqcast.data.base import Climatology, ForecastDataset, Splits, check_protocol
+from svqcast.data.base import ForecastDataset, Splits, check_protocol
+from svqcast.data.climatology import Climatology
 from svqcast.data.video import check_lengths, video_spec
 from svqcast.data.windows import tail_split
 from svqcast.errors import DataError, DataNotFoundError

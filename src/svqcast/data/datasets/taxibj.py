@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from svqcast.data.base import Climatology, Splits, check_protocol
+from svqcast.data.base import Splits, check_protocol
+from svqcast.data.climatology import Climatology
 from svqcast.data.spec import Normalizer
 from svqcast.data.video import check_lengths, held_out_count, video_spec
 from svqcast.data.windows import SampleWindows

@@ -40,12 +40,12 @@ import numpy as np
 
 from svqcast.data.base import (
     PROTOCOLS,
-    Climatology,
     Splits,
     flag_option,
     int_option,
     year_range,
 )
+from svqcast.data.climatology import Climatology, climatology_phases
 from svqcast.data.datasets.weather_layout import (  # noqa: F401 - the names users import
     DATASETS,
     GRID,
@@ -82,7 +82,7 @@ from svqcast.data.datasets.weather_lazy import (
 from svqcast.data.gridded import reader
 from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.data.streaming import StreamingStats, cached_stats, chunk_frames, rechunk
-from svqcast.data.windows import ArrayWindows, climatology_phases, contiguous_starts, window_offsets
+from svqcast.data.windows import ArrayWindows, contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
 
 OPTIONS = tuple(

@@ -62,6 +62,7 @@ from svqcast.data.base import (
     int_option,
     year_range,
 )
+from svqcast.data.climatology import climatology_phases
 from svqcast.data.gridded import reader
 from svqcast.data.gridded.times import (
     calendar_of,
@@ -72,7 +73,7 @@ from svqcast.data.gridded.times import (
 )
 from svqcast.data.spec import Channel, DataSpec
 from svqcast.data.streaming import StreamingStats, cached_stats, chunk_frames, first_nonfinite
-from svqcast.data.windows import climatology_phases, contiguous_starts, window_offsets
+from svqcast.data.windows import contiguous_starts, window_offsets
 from svqcast.errors import ConfigError, DataError, DataNotFoundError, one_line
 
 DEFAULTS: dict[str, Any] = {
