@@ -7,10 +7,29 @@ import pytest
 import torch
 from PIL import Image
 
+from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import ConfigError, DataError
 from svqcast.evaluation import plots
 
-T_IN, T_OUT = 4, 6  # with tiny_spec's 8 x 16 grid and two channels
+T_IN, T_OUT = 2, 6
+
+
+def spec(convention: str, lat_ascending: bool = True) -> DataSpec:
+    h, w = 8, 16
+    lat = np.linspace(-78.75, 78.75, h)
+    return DataSpec(
+        name=f"tiny_{convention}",
+        in_len=T_IN,
+        out_len=T_OUT,
+        channels=(Channel("t2m", "K"), Channel("u10", "m/s")),
+        height=h,
+        width=w,
+        convention=convention,
+        normalizer=Normalizer(np.array([280.0, 0.0]), np.array([5.0, 3.0])),
+        lat=(lat if lat_ascending else lat[::-1]) if convention == "weather" else None,
+        lon=np.linspace(0, 354.375, w) if convention == "weather" else None,
+        time_step_hours=1.0 if convention == "weather" else None,
+    )
 
 
 def assert_png(path, min_size=(100, 100)):
@@ -38,16 +57,13 @@ def batch(b=2):
     "convention, lat_ascending, leads, channel",
     [("weather", True, [2], 0), ("weather", False, [1, 6], 1), ("video", True, [3], 0)],
 )
-def test_forecast_panels_png(tmp_path, convention, lat_ascending, leads, channel, tiny_spec):
+def test_forecast_panels_png(tmp_path, convention, lat_ascending, leads, channel):
     x, y, preds = batch()
-    spec = tiny_spec(convention, out_len=T_OUT, channels=2)
-    if not lat_ascending:
-        spec.lat = spec.lat[::-1].copy()
     out = plots.plot_forecast_panels(
         x,
         y,
         {"simvp+svq": preds["simvp+svq"]},
-        spec,
+        spec(convention, lat_ascending),
         tmp_path / "p" / "panels.png",
         sample=1,
         channel=channel,
@@ -58,10 +74,10 @@ def test_forecast_panels_png(tmp_path, convention, lat_ascending, leads, channel
 
 
 @pytest.mark.slow
-def test_forecast_panels_full_grid_is_larger(tmp_path, tiny_spec):
+def test_forecast_panels_full_grid_is_larger(tmp_path):
     """Default leads (4 of 6) and two forecasts: 5 rows x 5 columns, bigger than 1 x 2."""
     x, y, preds = batch()
-    s = tiny_spec(out_len=T_OUT, channels=2)
+    s = spec("weather")
     small = plots.plot_forecast_panels(x, y, {}, s, tmp_path / "a.png", leads=[1])
     big = plots.plot_forecast_panels(x, y, preds, s, tmp_path / "b.png")
     assert_png(big)
@@ -86,10 +102,9 @@ def test_default_leads():
         ({"y": torch.zeros(T_OUT, 2, 8, 16)}, "B, T, C, H, W"),
     ],
 )
-def test_forecast_panels_bad_input(tmp_path, kwargs, match, tiny_spec):
+def test_forecast_panels_bad_input(tmp_path, kwargs, match):
     x, y, preds = batch()
-    spec = tiny_spec(out_len=T_OUT, channels=2)
-    args = {"x": x, "y": y, "preds": preds, "spec": spec, "path": tmp_path / "f.png"}
+    args = {"x": x, "y": y, "preds": preds, "spec": spec("weather"), "path": tmp_path / "f.png"}
     args.update(kwargs)
     with pytest.raises(ConfigError, match=match):
         plots.plot_forecast_panels(**args)
@@ -138,7 +153,7 @@ def test_weight_histogram_bad_input(tmp_path, weights, error):
     "time_step, hours, title",
     [("6h", 6.0, "lead 2 (+12 h)"), ("MS", None, "lead 2 (+2 months)"), (None, None, "lead 2")],
 )
-def test_panel_titles_name_the_lead_time(time_step, hours, title, tiny_spec):
-    s = tiny_spec(out_len=T_OUT, channels=2)
+def test_panel_titles_name_the_lead_time(time_step, hours, title):
+    s = spec("weather")
     s.time_step, s.time_step_hours = time_step, hours
     assert plots._lead_label(2, s) == title
