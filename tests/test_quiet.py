@@ -9,6 +9,7 @@ import sys
 import warnings
 
 import layouts as L
+import pytest
 
 from svqcast.commands.quiet import held_lightning_logs, release_held
 
@@ -64,6 +65,7 @@ def test_held_records_are_dropped_when_no_run_starts():
         logger.removeHandler(keep)
 
 
+@pytest.mark.slow  # a fresh `svqcast fit` process: its whole stderr is the claim
 def test_fit_on_a_broken_file_prints_exactly_one_line(tmp_path):
     bad = L.empty_npy(tmp_path / "empty.npy")
     args = [

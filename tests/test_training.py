@@ -8,11 +8,11 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_spec
 from torch.utils.data import TensorDataset
 
 from svqcast.data.climatology import Climatology, WithClimatology
 from svqcast.data.loaders import EpochSampler, ResumableLoader, make_loader
-from svqcast.data.spec import Channel, DataSpec, Normalizer
 from svqcast.errors import CheckpointError, ConfigError
 from svqcast.inference.predict import load_module
 from svqcast.training.module import ForecastModule, NonFiniteLossError, cosine_factor
@@ -30,22 +30,6 @@ def waves(n: int, t: int, h: int = 8, w: int = 16, seed: int = 0) -> torch.Tenso
     yy = torch.arange(h).view(1, 1, 1, h, 1).float()
     field = torch.sin(2 * math.pi * k * (xx - 1.5 * tt) / w + phase) * torch.cos(yy / h)
     return field + 0.05 * torch.randn(field.shape, generator=g)
-
-
-def tiny_spec(in_len: int = 4, out_len: int = 4, h: int = 8, w: int = 16) -> DataSpec:
-    return DataSpec(
-        name="tiny",
-        in_len=in_len,
-        out_len=out_len,
-        channels=(Channel("t2m", "K"),),
-        height=h,
-        width=w,
-        convention="weather",
-        normalizer=Normalizer(np.array([280.0]), np.array([5.0])),
-        lat=np.linspace(-80, 80, h),
-        lon=np.linspace(0, 360, w, endpoint=False),
-        time_step="h",
-    )
 
 
 class Windows(torch.utils.data.Dataset):
@@ -69,7 +53,7 @@ class TinyData(L.LightningDataModule):
 
     def __init__(self, n_train=24, n_val=8, n_test=10, batch_size=4, in_len=4, out_len=4, seed=0):
         super().__init__()
-        self.spec = tiny_spec(in_len, out_len)
+        self.spec = make_tiny_spec(in_len=in_len, out_len=out_len)
         self.batch_size, self.seed = batch_size, seed
         t = in_len + out_len
 

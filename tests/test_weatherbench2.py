@@ -172,6 +172,7 @@ def test_registered_and_url_path_is_passed_to_the_reader(store, monkeypatch):
     assert seen == ["gs://bucket/wb2.zarr"]
 
 
+@pytest.mark.slow  # `svqcast fit` then test through the CLI
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_fit_and_test_end_to_end(store, tmp_path):
     root, _ = store

@@ -66,6 +66,7 @@ def store(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # two rank processes racing for the statistics cache
 def test_concurrent_ranks_compute_the_cache_once(store, tmp_path):
     options = json.dumps({**OPTS, "path": str(store)})
     log, go = tmp_path / "passes.log", tmp_path / "go"

@@ -9,16 +9,52 @@ A dataset module may serve several names (``weather`` serves ``weather_t2m``, ``
 - ``check(name, root) -> list[str]``: problems found, empty when the files are fine;
 - ``load(name, root, **options) -> Splits``: train/val/test datasets, spec, climatology.
 
-Embedded datasets also define ``synth(name, root, seed=0, **options)``, which writes files
-in a real on-disk format (then read by the real loader).
+Embedded datasets also define ``synth(name, root, seed=0, **options) -> Path``, which writes
+files in a real on-disk format (then read by the real loader). :class:`DatasetModule` and
+:class:`EmbeddedDatasetModule` state these contracts as ``typing.Protocol`` classes (a module
+is checked with ``isinstance``; the tests also compare the signatures). Optional extras:
+``check_values(name, root, **options) -> list[str]`` (``svqcast data check`` with options)
+and ``PROTOCOLS``, the validation protocols the module accepts.
 """
 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from svqcast.errors import choices_error
+
+if TYPE_CHECKING:
+    from svqcast.data.base import Splits
+
+
+@runtime_checkable
+class DatasetModule(Protocol):
+    """What every module under :mod:`svqcast.data.datasets` defines; ``name`` comes first.
+
+    Further parameters after these have defaults (``weather``'s ``layout`` and ``check`` take
+    an optional ``resolution``); ``load``'s options are keywords with defaults.
+    """
+
+    def describe(self, name: str) -> str: ...
+
+    def layout(self, name: str) -> str: ...
+
+    def is_present(self, name: str, root: str | Path) -> bool: ...
+
+    def check(self, name: str, root: str | Path) -> list[str]: ...
+
+    def load(self, name: str, root: str | Path, **options: Any) -> Splits: ...
+
+
+@runtime_checkable
+class EmbeddedDatasetModule(DatasetModule, Protocol):
+    """A dataset module that can also write its own files (``svqcast data synth``)."""
+
+    def synth(self, name: str, root: str | Path, seed: int = 0, **options: Any) -> Path: ...
+
 
 # name -> module under svqcast.data.datasets
 _REGISTRY: dict[str, str] = {
@@ -48,4 +84,4 @@ def dataset_module(name: str) -> ModuleType:
     return importlib.import_module(f"{__name__}.datasets.{_REGISTRY[name]}")
 
 
-__all__ = ["DATASETS", "dataset_module"]
+__all__ = ["DATASETS", "DatasetModule", "EmbeddedDatasetModule", "dataset_module"]
