@@ -273,6 +273,23 @@ def test_model_option_contradicting_the_checkpoint_is_refused(run, capsys):
 
 
 @pytest.mark.slow
+def test_test_time_switches_may_differ_from_the_checkpoint(run, tmp_path):
+    """``plots`` and ``diagnostics`` change what a test writes, not the model: a test of a
+    checkpoint may turn them off without --from_checkpoint."""
+    import shutil
+
+    folder, args = run
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(".svqcast.lock*"))
+    more = ["--model.plots", "false", "--model.diagnostics", "false"]
+    elsewhere = [*args[:-4], "--runs_dir", str(tmp_path), "--name", "copy"]
+    assert main(["test", *elsewhere, "--ckpt_path", str(copy / "best.ckpt"), *more]) == 0
+    assert (
+        len(csv_rows(copy / "metrics_test.csv")) == len(csv_rows(folder / "metrics_test.csv")) + 1
+    )
+
+
+@pytest.mark.slow
 def test_from_checkpoint_takes_the_checkpoints_model(run, capsys):
     folder, args = run
     ckpt = ["--ckpt_path", str(folder / "best.ckpt"), "--from_checkpoint", "true"]

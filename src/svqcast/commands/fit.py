@@ -39,6 +39,9 @@ from svqcast.training.checkpoints import AtomicCheckpointIO, has_checkpoints
 from svqcast.training.module import ForecastModule
 
 RUN_NAME_ENV = "SVQCAST_RUN_NAME"
+# model options that change only what a test writes, never the model: free to differ from a
+# checkpoint's
+TEST_TIME_OPTIONS = ("plots", "diagnostics")
 
 
 @dataclass
@@ -348,7 +351,7 @@ def _check_against_checkpoint(cfg: Any, subcommand: str, named: set[str]) -> Non
             if p.default is not inspect.Parameter.empty
         }
         for key, value in (given or {}).items():
-            if key == "spec" or key not in saved or key not in defaults:
+            if key in ("spec", *TEST_TIME_OPTIONS) or key not in saved or key not in defaults:
                 continue
             if key not in named and value == _plain(defaults[key]):
                 continue  # not given: the checkpoint's value is taken
