@@ -11,7 +11,7 @@ and this script writes what lies between them. The accuracy benchmark's records 
 JSON files under docs/accuracy/results/<budget>/ (one per run, written by
 ``python benchmarks/accuracy/run.py --out docs/accuracy``); they are read as
 ``run.py --report`` reads them (same task keys, same budget fingerprints). A test
-(tests/test_result_pages.py) regenerates every block and compares it with the committed
+(tests/test_results.py) regenerates every block and compares it with the committed
 page, so a number edited by hand, or a record changed without its page, fails. Run from
 anywhere:
 

@@ -327,7 +327,7 @@ def test_predict_errors_are_one_line(tmp_path, capsys):
     assert "--ckpt" in one_line_error(capsys)
 
 
-def test_data_commands(tmp_path, capsys):
+def test_commands_data(tmp_path, capsys):
     assert main(["data", "list", "--root", str(tmp_path)]) == 0
     assert "synthetic_weather" in capsys.readouterr().out
     assert main(["data", "check", "weather_t2m", "--root", str(tmp_path)]) == 1

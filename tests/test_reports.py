@@ -390,7 +390,7 @@ def test_engine_test_run_writes_per_variable_report(tmp_path):
 
 # --------------------------------------------------------------------------- loaders
 
-from test_data_video import (  # noqa: E402  (fixtures and writers of the video tests)
+from test_video_datasets import (  # noqa: E402  (fixtures and writers of the video tests)
     human_root,  # noqa: F401
     kth_root,  # noqa: F401
     write_kitti,

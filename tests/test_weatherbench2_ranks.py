@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_ddp import assert_same_test_metrics, tiny_svq
-from test_training import trainer
+from test_module import trainer
+from test_module_ddp import assert_same_test_metrics, tiny_svq
 from test_weatherbench2 import OPTS, make_store
 
 from svqcast.cli import main

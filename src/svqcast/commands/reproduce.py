@@ -15,7 +15,7 @@ translator, every translator, codebook sizes and inits); TAU + residual VQ on r
 Every preset's resolved values equal the official configs (the paper's code; OpenSTL's for
 the SimVP baselines; where a config leaves a value out, the official parser's default):
 :func:`preset_table` writes them as the table of docs/reproduce.md and
-tests/test_presets.py holds them against a frozen copy of the official values.
+tests/test_reproduce.py holds them against a frozen copy of the official values.
 
 ``svqcast reproduce NAME`` runs one preset (fit, then test of the best validation
 checkpoint) and appends the result to ``<runs_dir>/results.{json,md}`` beside the paper's

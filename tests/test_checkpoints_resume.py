@@ -11,7 +11,7 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from test_training import TINY, TinyData, trainer
+from test_module import TINY, TinyData, trainer
 
 from svqcast.training.checkpoints import AtomicCheckpointIO
 from svqcast.training.module import ForecastModule

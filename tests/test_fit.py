@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from test_checkpoints_resume import make_module, weights
 from test_cli import TINY_YAML as CLI_TINY_YAML
-from test_resume import make_module, weights
-from test_training import TinyData, trainer
+from test_module import TinyData, trainer
 
 from svqcast.cli import main
 from svqcast.commands.runs import ResumeMetricsHistory, RunCSVLogger, RunLock
@@ -557,7 +557,7 @@ def test_sigkilled_fit_resumes_to_the_same_weights_and_rows(tmp_path, capsys):
     # bit-exactness needs the same thread count as this process (tests use 1)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
     env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
-    kill = ["--trainer.callbacks+=test_lifecycle.SigkillAt", "--trainer.callbacks.step=5"]
+    kill = ["--trainer.callbacks+=test_fit.SigkillAt", "--trainer.callbacks.step=5"]
     cmd = [sys.executable, "-m", "svqcast.cli", *args, "--name", "k", *kill]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, err = proc.communicate(timeout=300)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 import torch
-from test_training import TINY, TinyData, trainer
+from test_module import TINY, TinyData, trainer
 
 from svqcast.evaluation.baselines import (
     BASELINES,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_module import TINY, TinyData, trainer
 from test_svq import rel_err, run_path
-from test_training import TINY, TinyData, trainer
 
 from svqcast.errors import ConfigError
 from svqcast.quantizers import (
