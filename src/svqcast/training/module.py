@@ -406,7 +406,7 @@ class ForecastModule(L.LightningModule):
 
         h = self.hparams
         # a quantizer may ask for its own groups (SVQ's lr_scaled / warmup parametrisations);
-        # otherwise one group of every trainable parameter, as before
+        # otherwise one group of every trainable parameter
         groups = optimizer_param_groups(self.model, h.lr)
         params = groups if len(groups) > 1 else groups[0]["params"]
         cls = torch.optim.Adam if h.optimizer == "adam" else torch.optim.AdamW
