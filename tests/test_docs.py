@@ -58,6 +58,7 @@ DOCS = [
     *sorted((ROOT / "docs" / "results").glob("*.md")),
 ]
 README_MAX_LINES = 300
+DOCS_MAX_LINES = 600  # a docs chapter or result page
 CONFIG_KEYS = {"trainer", "model", "data"}
 SHELL_OPERATORS = {"|", "||", "&&", ";", "&", "<", ">>", "2>", "2>&1", "&>"}
 LIGHTNING = ("fit", "validate", "test")
@@ -380,9 +381,16 @@ def anchors(doc: Path) -> set[str]:
 
 
 def test_inventory():
-    """Cheap checks before anything runs: every fence classified, the README short, every
-    relative link pointing at a file that exists. Prints the blocks of every file."""
+    """Cheap checks before anything runs: every fence classified, the README and every docs
+    page short, every relative link pointing at a file that exists. Prints the blocks of
+    every file."""
     assert len((ROOT / "README.md").read_text().splitlines()) <= README_MAX_LINES
+    long = {
+        _id(doc): n
+        for doc in (ROOT / "docs").rglob("*.md")
+        if (n := len(doc.read_text().splitlines())) > DOCS_MAX_LINES
+    }
+    assert long == {}, f"docs pages over {DOCS_MAX_LINES} lines: split them"
     total: Counter[str] = Counter()
     for doc in DOCS:
         counts = Counter(block.kind for block in parse_blocks(doc))
